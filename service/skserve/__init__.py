@@ -1,0 +1,3 @@
+"""skserve: train, serve, batch-score and roll out scikit-learn models on Kubernetes."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,228 @@
+"""`skserve`: one command for training, serving, batch scoring and load testing.
+
+Human summaries go to stderr; `--json` puts machine output on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from . import __version__
+
+# Set before numpy/scikit-learn load OpenMP: one thread per worker process.
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import store
+    from .data import load_file, load_reference
+
+    if args.data is None and args.target is not None:
+        raise SystemExit("--target needs --data FILE")
+    if args.data is not None and args.target is None:
+        raise SystemExit("--data needs --target COLUMN (the column to predict)")
+    dataset = (load_file(args.data, args.target, args.time_column, args.name)
+               if args.data else load_reference())
+    name = args.name or dataset.name
+    if args.if_missing and store.has_model(name):
+        _say(f"model {name!r} is already in the store; not training (drop --if-missing to retrain)")
+        return 0
+    selection = _search_with_progress(dataset, args)
+    _print_leaderboard(selection)
+    from .train import model_metadata
+
+    metadata = model_metadata(selection, dataset, args.seed)
+    labels = {"dataset": dataset.name, "family": selection.winner.model, "task": "regression"}
+    info = store.save(name, selection.pipeline, metadata, labels, version=args.version)
+    if args.leaderboard:
+        args.leaderboard.parent.mkdir(parents=True, exist_ok=True)
+        board = {"model": info.tag, "leaderboard": [asdict(e) for e in selection.leaderboard]}
+        args.leaderboard.write_text(json.dumps(board, indent=2) + "\n")
+    _say(f"saved {info.tag} ({selection.winner.model}, hold-out RMSE "
+         f"{selection.winner.rmse:.4f}, R² {selection.winner.r2:.3f})")
+    if args.json:
+        print(json.dumps({"model": info.tag, "metrics": metadata["metrics"],
+                          "family": selection.winner.model}))
+    return 0
+
+
+def _search_with_progress(dataset, args: argparse.Namespace):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .train import candidates, select_model
+
+    total = sum(1 for _ in candidates(args.seed, args.n_iter, args.wide)) + 1
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total}"), TimeElapsedColumn(), console=_stderr_console(),
+                  transient=True) as progress:
+        task = progress.add_task("searching", total=total)
+
+        def step(label: str) -> None:
+            progress.update(task, advance=1, description=label[:70])
+
+        progress.update(task, advance=-1)
+        return select_model(dataset, seed=args.seed, n_iter=args.n_iter, wide=args.wide,
+                            holdout_weeks=args.holdout_weeks, on_step=step)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 110)
+
+
+def _print_leaderboard(selection) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"leaderboard (hold-out: {selection.holdout_rows} rows)")
+    for column in ("model", "RMSE", "MAE", "R²", "MAPE", "fit s", "µs/row", "CV RMSE"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for e in selection.leaderboard:
+        cv = "" if e.cv_rmse is None else f"{e.cv_rmse:.4f}"
+        table.add_row(e.model + (" ★" if e is selection.winner else ""), f"{e.rmse:.4f}",
+                      f"{e.mae:.4f}", f"{e.r2:.3f}", f"{e.mape:.2%}", f"{e.fit_s:.2f}",
+                      f"{e.predict_us_per_row:.1f}", cv)
+    _stderr_console().print(table)
+
+
+def serve_env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment `bentoml serve` runs in: threads, telemetry, model and workers."""
+    env = dict(os.environ)
+    for key, value in THREAD_ENV.items():
+        env.setdefault(key, value)
+    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    env["SKSERVE_MODEL"] = args.model
+    env["SKSERVE_WORKERS"] = str(args.workers)
+    env["SKSERVE_MAX_BATCH_ROWS"] = str(args.max_batch_rows)
+    env["SKSERVE_ACCESS_LOG"] = "1" if args.access_log else ""
+    return env
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from . import store
+    from .schema import example_row
+
+    env = serve_env(args)
+    os.environ.update({k: env[k] for k in ("SKSERVE_MODEL_STORE",) if k in env})
+    try:
+        info = store.get_info(args.model)
+    except LookupError as exc:
+        raise SystemExit(f"{exc}\n  train one first: skserve train") from exc
+    env["SKSERVE_MODEL"] = info.tag
+    url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
+    _say(f"serving {info.tag} with {args.workers} worker(s) on {url}\n"
+         f"  try: curl -s -X POST {url}/predict -H 'content-type: application/json' "
+         f"-d '{json.dumps(example_row(info.schema))}'")
+    argv = [sys.executable, "-m", "bentoml", "serve", "skserve.service:SKServe",
+            "--host", args.host, "--port", str(args.port)]
+    os.execvpe(argv[0], argv, env)  # bentoml gets SIGTERM directly and drains in-flight work
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import bentoml
+
+    from . import store
+
+    store.use_store_from_env()
+    rows = []
+    for model in bentoml.models.list():
+        meta = model.info.metadata
+        rows.append({"model": str(model.tag), "family": meta.get("family"),
+                     "rmse": (meta.get("metrics") or {}).get("rmse"),
+                     "trained_at": meta.get("trained_at")})
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            _say(f"{row['model']:40} {row['family'] or '':24} RMSE {row['rmse']}  "
+                 f"{row['trained_at']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skserve",
+        description="Train, serve, batch-score and load-test scikit-learn models.")
+    parser.add_argument("--version", action="version", version=f"skserve {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser(
+        "train", help="train on real data and save the best model to the model store",
+        description="Search several model families with time-series cross-validation, rank "
+        "them on a chronological hold-out against two naive baselines, and save the best to "
+        "BentoML's model store with its feature schema and metrics. Without --data it trains "
+        "on half-hourly electricity demand for Victoria, 2014 (fpp2/elecdemand).")
+    train.add_argument("--data", type=Path, help="a CSV or Parquet file to train on")
+    train.add_argument("--target", help="the column to predict (with --data)")
+    train.add_argument("--time-column", help="a timestamp column: calendar features and a "
+                       "chronological split (with --data)")
+    train.add_argument("--name", help="model name in the store (default: the data's name)")
+    train.add_argument("--version", help="model version (default: generated by BentoML)")
+    train.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    train.add_argument("--n-iter", type=int, default=3,
+                       help="parameter sets tried per family (default 3)")
+    train.add_argument("--wide", action="store_true",
+                       help="a wider search: more families and candidates (several minutes)")
+    train.add_argument("--holdout-weeks", type=float, default=4,
+                       help="weeks at the end of the data held out for ranking (default 4)")
+    train.add_argument("--leaderboard", type=Path, default=Path("reports/leaderboard.json"),
+                       help="where to write the leaderboard JSON")
+    train.add_argument("--if-missing", action="store_true",
+                       help="do nothing if a model of that name is already stored")
+    train.add_argument("--json", action="store_true", help="print the result as JSON")
+    train.set_defaults(func=cmd_train)
+
+    serve = sub.add_parser(
+        "serve", help="serve a stored model over HTTP with BentoML",
+        description="Run `bentoml serve` for one stored model version: POST /predict, "
+        "POST /predict_batch, GET /metadata, /livez, /readyz, /metrics, /docs.json.")
+    serve.add_argument("--model", default=os.environ.get("SKSERVE_MODEL", "demand:latest"),
+                       help="model tag name:version (env SKSERVE_MODEL; default demand:latest)")
+    serve.add_argument("--host", default=os.environ.get("SKSERVE_HOST", "127.0.0.1"),
+                       help="address to bind (env SKSERVE_HOST; default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("SKSERVE_PORT", "3000")),
+                       help="port (env SKSERVE_PORT; default 3000)")
+    serve.add_argument("--workers", type=int,
+                       default=int(os.environ.get("SKSERVE_WORKERS", "2")),
+                       help="worker processes (env SKSERVE_WORKERS; default 2)")
+    serve.add_argument("--max-batch-rows", type=int,
+                       default=int(os.environ.get("SKSERVE_MAX_BATCH_ROWS", "1000")),
+                       help="largest list /predict_batch accepts (default 1000)")
+    serve.add_argument("--access-log", action="store_true",
+                       help="log every request (costs about 1.5 ms CPU per request)")
+    serve.set_defaults(func=cmd_serve)
+
+    models = sub.add_parser("models", help="list the models in the store")
+    models.add_argument("--json", action="store_true", help="print as JSON")
+    models.set_defaults(func=cmd_models)
+
+    for register in _registrars():
+        register(sub)
+    return parser
+
+
+def _registrars():
+    """Subcommands that live in their own modules."""
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (LookupError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        _say(f"skserve {args.command}: error: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

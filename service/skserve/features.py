@@ -1,0 +1,69 @@
+"""Feature engineering as scikit-learn transformers, so the saved pipeline holds all of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from .schema import FeatureSchema
+
+TIME_FEATURES = (
+    "hour", "dayofweek", "month", "is_weekend",
+    "day_sin", "day_cos", "week_sin", "week_cos", "year_sin", "year_cos",
+)
+
+
+class TimeFeatures(TransformerMixin, BaseEstimator):
+    """Calendar features from one timestamp column: raw parts plus cyclic encodings.
+
+    Cyclic (sin/cos) pairs let linear models see that 23:30 is next to 00:00; trees use the
+    raw parts.
+    """
+
+    def fit(self, X, y=None):  # noqa: N803 - scikit-learn's signature
+        self.n_features_in_ = 1
+        return self
+
+    def transform(self, X):  # noqa: N803
+        stamps = pd.DatetimeIndex(pd.to_datetime(np.asarray(X).ravel()))
+        hour = stamps.hour.to_numpy() + stamps.minute.to_numpy() / 60.0
+        dow = stamps.dayofweek.to_numpy().astype(float)
+        doy = stamps.dayofyear.to_numpy().astype(float)
+        week_pos = dow + hour / 24.0
+        tau = 2 * np.pi
+        return np.column_stack([
+            hour, dow, stamps.month.to_numpy().astype(float), (dow >= 5).astype(float),
+            np.sin(tau * hour / 24), np.cos(tau * hour / 24),
+            np.sin(tau * week_pos / 7), np.cos(tau * week_pos / 7),
+            np.sin(tau * doy / 365.25), np.cos(tau * doy / 365.25),
+        ])
+
+    def get_feature_names_out(self, input_features=None):
+        return np.array(TIME_FEATURES, dtype=object)
+
+
+def build_preprocessor(schema: FeatureSchema, scale: bool) -> ColumnTransformer:
+    """Time features, imputation, one-hot encoding and (for linear models) scaling."""
+    numeric = [f.name for f in schema.features if f.dtype in ("float", "int")]
+    categorical = [f.name for f in schema.features if f.dtype == "category"]
+    times = [f.name for f in schema.features if f.dtype == "datetime"]
+    transformers = []
+    for name in times:
+        steps = [TimeFeatures()] + ([StandardScaler()] if scale else [])
+        transformers.append((f"time_{name}", make_pipeline(*steps), [name]))
+    if numeric:
+        steps = [SimpleImputer(strategy="median")] + ([StandardScaler()] if scale else [])
+        transformers.append(("numeric", make_pipeline(*steps), numeric))
+    if categorical:
+        transformers.append((
+            "categorical",
+            make_pipeline(SimpleImputer(strategy="most_frequent"),
+                          OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+            categorical,
+        ))
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)

@@ -1,0 +1,185 @@
+"""The feature schema: what a model was trained on, and the request model derived from it.
+
+The schema travels in the model's metadata, so the service, the batch scorer and the load
+generator all validate and sample rows from the same description without new code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+Dtype = Literal["float", "int", "category", "datetime"]
+
+# An int column with at most this many distinct values is a closed set (e.g. a 0/1 flag):
+# a value outside it is rejected rather than counted as drift.
+MAX_INT_LEVELS = 20
+# Numbers this many spans beyond the observed range are input errors, not drift.
+VALID_RANGE_SPANS = 1.0
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column as observed in the training data."""
+
+    name: str
+    dtype: Dtype
+    min: float | str | None = None  # numbers; ISO 8601 strings for datetimes
+    max: float | str | None = None
+    categories: list[Any] | None = None
+    nullable: bool = True  # the training data had missing values here
+
+    def valid_bounds(self) -> tuple[float, float] | None:
+        """Hard limits for numbers: the observed range widened by one span each side."""
+        if self.dtype not in ("float", "int") or self.min is None or self.max is None:
+            return None
+        assert isinstance(self.min, float | int) and isinstance(self.max, float | int)
+        span = max(self.max - self.min, abs(self.max), 1.0) * VALID_RANGE_SPANS
+        return self.min - span, self.max + span
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The ordered input features, the target and the optional time column."""
+
+    features: list[Feature]
+    target: str
+    time_column: str | None = None
+    target_min: float | None = None
+    target_max: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def feature(self, name: str) -> Feature:
+        return next(f for f in self.features if f.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSchema:
+        features = [Feature(**f) for f in data["features"]]
+        return cls(**{**data, "features": features})
+
+
+def _number(value: Any) -> float:
+    return float(value.item() if hasattr(value, "item") else value)
+
+
+def infer_schema(frame: pd.DataFrame, target: str, time_column: str | None = None) -> FeatureSchema:
+    """Describe every non-target column of a training frame."""
+    if target not in frame.columns:
+        raise ValueError(f"target column {target!r} is not in the data ({list(frame.columns)})")
+    if time_column is not None and time_column not in frame.columns:
+        raise ValueError(f"time column {time_column!r} is not in the data")
+    features = []
+    for name in frame.columns:
+        if name == target:
+            continue
+        col = frame[name]
+        nullable = bool(col.isna().any())
+        if name == time_column or pd.api.types.is_datetime64_any_dtype(col):
+            stamps = pd.to_datetime(col)
+            features.append(Feature(name, "datetime", stamps.min().isoformat(),
+                                    stamps.max().isoformat(), None, nullable=False))
+        elif pd.api.types.is_bool_dtype(col) or pd.api.types.is_integer_dtype(col):
+            values = col.dropna().astype("int64")
+            levels = sorted(int(v) for v in values.unique())
+            categories = levels if len(levels) <= MAX_INT_LEVELS else None
+            features.append(Feature(name, "int", _number(values.min()), _number(values.max()),
+                                    categories, nullable))
+        elif pd.api.types.is_numeric_dtype(col):
+            values = col.dropna()
+            features.append(Feature(name, "float", _number(values.min()), _number(values.max()),
+                                    None, nullable))
+        else:
+            levels = sorted(str(v) for v in col.dropna().unique())
+            features.append(Feature(name, "category", None, None, levels, nullable))
+    y = frame[target].dropna()
+    return FeatureSchema(features, target, time_column, _number(y.min()), _number(y.max()))
+
+
+def _field_type(feature: Feature) -> tuple[Any, Any]:
+    """The pydantic annotation and Field for one feature: required; null (a missing value,
+    imputed by the pipeline) allowed for everything but timestamps."""
+    description = f"{feature.dtype} feature"
+    if feature.dtype == "datetime":
+        return datetime, Field(..., description="timestamp, ISO 8601")
+    if feature.dtype == "category":
+        typ: Any = Literal[tuple(feature.categories or ())] if feature.categories else str
+        return typ | None, Field(..., description=description)
+    if feature.dtype == "int" and feature.categories:
+        typ = Literal[tuple(int(c) for c in feature.categories)]
+        return typ | None, Field(..., description=description)
+    low, high = feature.valid_bounds() or (None, None)
+    typ = int if feature.dtype == "int" else float
+    desc = f"{description}; seen in training {feature.min} .. {feature.max}"
+    field_info = Field(..., ge=low, le=high, allow_inf_nan=False, description=desc)
+    if typ is int:
+        field_info = Field(..., ge=low, le=high, description=desc)
+    return typ | None, field_info
+
+
+def request_model(schema: FeatureSchema, name: str = "Row") -> type[BaseModel]:
+    """A pydantic model for one input row that rejects unknown fields and bad values."""
+    fields = {f.name: _field_type(f) for f in schema.features}
+    config = ConfigDict(extra="forbid", strict=False, title=name)
+    return create_model(name, __config__=config, **fields)
+
+
+def rows_to_frame(schema: FeatureSchema, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Build the model's input frame from validated rows, with the training dtypes."""
+    columns: dict[str, Any] = {}
+    for f in schema.features:
+        values = [row[f.name] for row in rows]
+        if f.dtype == "datetime":
+            columns[f.name] = pd.to_datetime(values)
+        elif f.dtype == "category":
+            columns[f.name] = pd.Series(values, dtype="object")
+        else:
+            columns[f.name] = np.array([math.nan if v is None else v for v in values], dtype=float)
+    return pd.DataFrame(columns)
+
+
+def out_of_range_counts(schema: FeatureSchema, frame: pd.DataFrame) -> dict[str, int]:
+    """Per feature, how many values fall outside what training saw (the first drift signal)."""
+    counts: dict[str, int] = {}
+    for f in schema.features:
+        if f.name not in frame.columns:
+            continue
+        col = frame[f.name]
+        if f.dtype in ("float", "int") and f.min is not None and f.max is not None:
+            values = pd.to_numeric(col, errors="coerce")
+            n = int(((values < f.min) | (values > f.max)).sum())
+        elif f.dtype == "category" and f.categories:
+            n = int((~col.isna() & ~col.astype("object").isin(f.categories)).sum())
+        else:
+            n = 0
+        if n:
+            counts[f.name] = n
+    return counts
+
+
+def example_row(schema: FeatureSchema) -> dict[str, Any]:
+    """A valid request row: numbers at the middle of their training range, first categories."""
+    row: dict[str, Any] = {}
+    for f in schema.features:
+        if f.dtype == "datetime":
+            row[f.name] = str(f.max or "2014-06-01T12:00:00")
+        elif f.categories:
+            row[f.name] = f.categories[-1]
+        elif f.min is not None and f.max is not None:
+            mid = (float(f.min) + float(f.max)) / 2
+            row[f.name] = round(mid) if f.dtype == "int" else round(mid, 3)
+        else:
+            row[f.name] = None
+    return row

@@ -1,0 +1,144 @@
+"""The BentoML service: one model version behind validated JSON endpoints.
+
+The request model is generated at import from the stored feature schema of `$SKSERVE_MODEL`,
+so any model saved by `skserve train` serves without new code. Start it with `skserve serve`
+(which sets the thread and telemetry environment before BentoML's workers start).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import bentoml
+import numpy as np
+from pydantic import BaseModel, Field
+
+from . import store
+from .batching import MicroBatcher
+from .metrics import ServiceMetrics
+from .schema import out_of_range_counts, request_model, rows_to_frame
+
+MAX_BATCH_ROWS = int(os.environ.get("SKSERVE_MAX_BATCH_ROWS", "1000"))
+WORKERS = int(os.environ.get("SKSERVE_WORKERS", "2"))
+
+INFO = store.get_info(os.environ.get("SKSERVE_MODEL", store.DEFAULT_MODEL))
+SCHEMA = INFO.schema
+Row = request_model(SCHEMA)
+Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_BATCH_ROWS)]  # type: ignore[valid-type]
+
+
+class Prediction(BaseModel):
+    prediction: float = Field(description=f"predicted {SCHEMA.target}")
+    model_version: str = Field(description="the model tag that made this prediction")
+
+
+def metadata_document(info: store.ModelInfo) -> dict[str, Any]:
+    """What `GET /metadata` answers: the model's identity, quality and input contract."""
+    meta = info.metadata
+    return {
+        "model": info.tag,
+        "name": info.name,
+        "version": info.version,
+        "family": meta.get("family"),
+        "metrics": meta.get("metrics"),
+        "trained_at": meta.get("trained_at"),
+        "dataset": meta.get("dataset"),
+        "target": SCHEMA.target,
+        "features": [f.__dict__ for f in SCHEMA.features],
+        "max_batch_rows": MAX_BATCH_ROWS,
+        "labels": info.labels,
+    }
+
+
+class ModelHeaders:
+    """ASGI middleware: `x-model-version` on prediction responses, GET /metadata, and 415 for
+    a body that is not JSON (BentoML would otherwise try to parse any media type as JSON)."""
+
+    PREDICT_PATHS = frozenset({"/predict", "/predict_batch"})
+
+    def __init__(self, app: Any, model_version: str, metadata: bytes):
+        self.app = app
+        self.header = (b"x-model-version", model_version.encode())
+        self.metadata = metadata
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path") if scope["type"] == "http" else None
+        if path == "/metadata" and scope["method"] in ("GET", "HEAD"):
+            await self._reply(send, 200, self.metadata, extra=[self.header])
+            return
+        if path not in self.PREDICT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "POST":
+            ctype = dict(scope["headers"]).get(b"content-type", b"application/json")
+            if ctype.split(b";")[0].strip().lower() != b"application/json":
+                body = json.dumps({
+                    "error": "unsupported content type: send application/json",
+                    "detail": [{"loc": ["header", "content-type"], "type": "content_type",
+                                "msg": f"got {ctype.decode(errors='replace')!r}"}],
+                }).encode()
+                await self._reply(send, 415, body, extra=[self.header])
+                return
+
+        async def send_with_header(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+    @staticmethod
+    async def _reply(send: Any, status: int, body: bytes, extra: list) -> None:
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(body)).encode()), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+@bentoml.service(
+    name="skserve",
+    workers=WORKERS,
+    traffic={"timeout": 30},
+    logging={"access": {"enabled": os.environ.get("SKSERVE_ACCESS_LOG", "") == "1"}},
+    metrics={"enabled": True},
+)
+class SKServe:
+    """Online predictions for one stored model version."""
+
+    def __init__(self) -> None:
+        self.pipeline, self.info = store.load(INFO.tag)
+        self.version = self.info.tag
+        self.metrics = ServiceMetrics(self.info, SCHEMA)
+        self.batcher: MicroBatcher[Any, float] = MicroBatcher(self._predict_rows, MAX_BATCH_ROWS)
+        self.batcher.on_batch = self.metrics.observe_batch
+
+    def _predict_rows(self, rows: list[BaseModel]) -> list[float]:
+        """One pipeline call for validated rows; records the drift and output metrics."""
+        frame = rows_to_frame(SCHEMA, [row.__dict__ for row in rows])
+        values = np.asarray(self.pipeline.predict(frame), dtype=float)
+        self.metrics.observe(values, out_of_range_counts(SCHEMA, frame))
+        return values.tolist()
+
+    @bentoml.api(route="/predict")
+    async def predict(self, row: Row, /) -> Prediction:  # type: ignore[valid-type]
+        """Predict one row. Concurrent requests are merged into one model call."""
+        value = await self.batcher.submit(row)
+        return Prediction(prediction=value, model_version=self.version)
+
+    @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=MAX_BATCH_ROWS,
+                 max_latency_ms=10_000)
+    def predict_batch(self, rows: Rows, /) -> list[Prediction]:  # type: ignore[valid-type]
+        """Predict a list of rows (at most `SKSERVE_MAX_BATCH_ROWS`, default 1000).
+
+        BentoML's adaptive batching merges lists from concurrent requests into one call."""
+        return [Prediction(prediction=v, model_version=self.version)
+                for v in self._predict_rows(rows)]
+
+
+SKServe.add_asgi_middleware(
+    ModelHeaders,
+    model_version=INFO.tag,
+    metadata=json.dumps(metadata_document(INFO), default=str).encode(),
+)

@@ -1,0 +1,79 @@
+"""BentoML's model store: where trained models and their schemas live.
+
+`SKSERVE_MODEL_STORE` points at another store folder (e.g. one baked read-only into an image
+while `BENTOML_HOME` is a writable scratch volume).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import bentoml
+
+from .schema import FeatureSchema
+
+DEFAULT_MODEL = "demand:latest"
+
+
+def use_store_from_env() -> None:
+    """Point BentoML at `$SKSERVE_MODEL_STORE` if set; call before any store access."""
+    path = os.environ.get("SKSERVE_MODEL_STORE")
+    if path:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
+        BentoMLContainer.model_store_dir.set(path)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A stored model's tag and metadata, without loading the estimator."""
+
+    name: str
+    version: str
+    labels: dict[str, str]
+    metadata: dict[str, Any]
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def schema(self) -> FeatureSchema:
+        return FeatureSchema.from_dict(self.metadata["schema"])
+
+
+def _info(model: bentoml.Model) -> ModelInfo:
+    return ModelInfo(model.tag.name, str(model.tag.version), dict(model.info.labels),
+                     dict(model.info.metadata))
+
+
+def get_info(tag: str = DEFAULT_MODEL) -> ModelInfo:
+    """The stored model's info; raises LookupError naming the tag when it is not there."""
+    use_store_from_env()
+    try:
+        return _info(bentoml.models.get(tag))
+    except bentoml.exceptions.NotFound as exc:
+        raise LookupError(f"model {tag!r} is not in the model store ({exc})") from exc
+
+
+def load(tag: str = DEFAULT_MODEL) -> tuple[Any, ModelInfo]:
+    """The fitted pipeline and its info."""
+    info = get_info(tag)
+    return bentoml.sklearn.load_model(info.tag), info
+
+
+def has_model(name: str) -> bool:
+    use_store_from_env()
+    return any(m.tag.name == name for m in bentoml.models.list())
+
+
+def save(name: str, pipeline: Any, metadata: dict[str, Any], labels: dict[str, str],
+         version: str | None = None) -> ModelInfo:
+    """Save a fitted pipeline with its metadata; returns the new tag."""
+    use_store_from_env()
+    tag = f"{name}:{version}" if version else name
+    model = bentoml.sklearn.save_model(tag, pipeline, labels=labels, metadata=metadata,
+                                       signatures={"predict": {"batchable": True}})
+    return _info(model)
