@@ -1,0 +1,116 @@
+"""Shared fixtures: a throwaway model store, a small trained model and a real `skserve serve`.
+
+BENTOML_HOME is set here, at import, before anything imports bentoml, so no test touches the
+user's real model store.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="skserve-test-home-")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SKSERVE = str(Path(sys.executable).with_name("skserve"))
+SMALL_ROWS = 48 * 7 * 8  # eight weeks of half-hours
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> float:
+    """Poll `url` until it answers 200; returns the seconds it took. Fails if proc dies."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+def small_dataset():
+    """Eight weeks of the real demand data: enough for every family, fast to fit."""
+    from dataclasses import replace
+
+    from skserve.data import frame_sha256, load_reference
+
+    full = load_reference()
+    frame = full.frame.iloc[:SMALL_ROWS].reset_index(drop=True)
+    return replace(full, frame=frame, sha256=frame_sha256(frame))
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> str:
+    """A small model in the test store, trained the way `skserve train` does; its tag."""
+    from skserve import store
+    from skserve.train import model_metadata, select_model
+
+    dataset = small_dataset()
+    selection = select_model(dataset, seed=7, n_iter=1, holdout_weeks=1, cv_splits=2)
+    info = store.save("demand", selection.pipeline, model_metadata(selection, dataset, 7),
+                      {"dataset": dataset.name, "family": selection.winner.model},
+                      version="test")
+    return info.tag
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    model: str
+    cold_start_s: float
+
+
+def start_server(model: str, workers: int = 1, extra_env: dict | None = None) -> Server:
+    port = free_port()
+    env = {**os.environ, **(extra_env or {})}
+    proc = subprocess.Popen(
+        [SKSERVE, "serve", "--model", model, "--port", str(port), "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        cold = wait_ready(url + "/readyz", proc)
+    except Exception:
+        proc.kill()
+        raise RuntimeError(f"server failed: {proc.stderr.read()[-3000:]}") from None
+    return Server(url, proc, model, cold)
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(trained_model: str) -> Iterator[Server]:
+    """A real `skserve serve` (BentoML, 2 workers) on a free 127.0.0.1 port."""
+    srv = start_server(trained_model, workers=2)
+    yield srv
+    stop_server(srv)

@@ -1,0 +1,78 @@
+"""The micro-batcher that merges concurrent single-row requests (pure asyncio, no server)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from skserve.batching import MicroBatcher
+
+
+def test_concurrent_rows_share_model_calls():
+    calls: list[list[int]] = []
+    gate = threading.Event()
+
+    def predict(rows: list[int]) -> list[int]:
+        gate.wait(timeout=5)  # hold the first call so the rest queue up behind it
+        calls.append(rows)
+        return [r * 10 for r in rows]
+
+    async def scenario():
+        batcher = MicroBatcher(predict, max_batch_size=64)
+        tasks = [asyncio.create_task(batcher.submit(0))]
+        await asyncio.sleep(0.05)  # row 0 is now inside predict, blocked on the gate
+        tasks += [asyncio.create_task(batcher.submit(i)) for i in range(1, 50)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(*tasks)
+
+    results = asyncio.run(scenario())
+    assert results == [i * 10 for i in range(50)]
+    assert sorted(r for call in calls for r in call) == list(range(50))
+    assert len(calls) == 2 and calls[0] == [0]  # the first alone, the other 49 together
+
+
+def test_cap_splits_large_queues():
+    calls: list[int] = []
+    gate = threading.Event()
+
+    def predict(rows):
+        gate.wait(timeout=5)
+        calls.append(len(rows))
+        return rows
+
+    async def scenario():
+        batcher = MicroBatcher(predict, max_batch_size=8)
+        tasks = [asyncio.create_task(batcher.submit(i)) for i in range(21)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(*tasks)
+
+    assert asyncio.run(scenario()) == list(range(21))
+    assert max(calls) <= 8 and sum(calls) == 21
+
+
+def test_errors_reach_every_waiter_and_the_batcher_recovers():
+    def predict(rows):
+        if "bad" in rows:
+            raise ValueError("boom")
+        return rows
+
+    async def scenario():
+        batcher = MicroBatcher(predict)
+        with pytest.raises(ValueError, match="boom"):
+            await batcher.submit("bad")
+        return await batcher.submit("good")
+
+    assert asyncio.run(scenario()) == "good"
+
+
+def test_a_short_output_is_an_error_not_a_hang():
+    async def scenario():
+        batcher = MicroBatcher(lambda rows: rows[:-1])
+        return await asyncio.wait_for(batcher.submit(1), timeout=5)
+
+    with pytest.raises(RuntimeError, match="0 outputs for 1"):
+        asyncio.run(scenario())

@@ -1,0 +1,167 @@
+"""The online endpoint over real HTTP: a real `skserve serve` (BentoML) on a free port."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+
+from skserve import store
+from skserve.schema import example_row, rows_to_frame
+
+
+def call(url: str, body: bytes | None = None, ctype: str = "application/json",
+         method: str | None = None) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, data=body, method=method,
+                                 headers={"content-type": ctype} if body is not None else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def post(server, path: str, payload) -> tuple[int, dict, object]:
+    status, headers, body = call(server.url + path, json.dumps(payload).encode())
+    return status, headers, json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def model(trained_model):
+    return store.load(trained_model)
+
+
+def rows_for(info, n: int) -> list[dict]:
+    """Distinct valid rows spread over the training range."""
+    schema = info.schema
+    base = example_row(schema)
+    temp = schema.feature("Temperature")
+    return [{**base, "timestamp": f"2014-02-{1 + i % 27:02d}T{i % 24:02d}:30:00",
+             "WorkDay": i % 2, "Temperature": temp.min + (temp.max - temp.min) * i / n}
+            for i in range(n)]
+
+
+def metric(server, name: str, **labels) -> float:
+    _, _, text = call(server.url + "/metrics")
+    total = 0.0
+    for line in text.decode().splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_predict_matches_the_in_process_model(server, model):
+    pipeline, info = model
+    rows = rows_for(info, 5)
+    expected = pipeline.predict(rows_to_frame(info.schema, [
+        {**r, "timestamp": __import__("datetime").datetime.fromisoformat(r["timestamp"])}
+        for r in rows]))
+    for row, want in zip(rows, expected, strict=True):
+        status, headers, body = post(server, "/predict", row)
+        assert status == 200
+        assert body == {"prediction": pytest.approx(want, abs=1e-9), "model_version": info.tag}
+        assert headers["x-model-version"] == info.tag
+
+
+def test_predict_batch_keeps_order_and_matches_single_rows(server, model):
+    _, info = model
+    rows = rows_for(info, 40)
+    status, headers, body = post(server, "/predict_batch", rows)
+    assert status == 200 and headers["x-model-version"] == info.tag
+    singles = [post(server, "/predict", r)[2]["prediction"] for r in rows[:5]]
+    assert [b["prediction"] for b in body[:5]] == pytest.approx(singles, abs=1e-9)
+    assert len(body) == 40 and {b["model_version"] for b in body} == {info.tag}
+
+
+def test_metadata_describes_the_model(server, model):
+    _, info = model
+    status, headers, raw = call(server.url + "/metadata")
+    meta = json.loads(raw)
+    assert status == 200 and headers["x-model-version"] == info.tag
+    assert meta["model"] == info.tag and meta["target"] == "Demand"
+    assert [f["name"] for f in meta["features"]] == ["timestamp", "WorkDay", "Temperature"]
+    assert set(meta["metrics"]) >= {"rmse", "mae", "r2", "mape"}
+    assert re.match(r"\d{4}-\d\d-\d\dT", meta["trained_at"])
+
+
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/docs.json"])
+def test_probes_and_openapi(server, path):
+    status, _, _ = call(server.url + path)
+    assert status == 200
+
+
+def test_openapi_names_the_generated_row_fields(server):
+    _, _, raw = call(server.url + "/docs.json")
+    row = json.loads(raw)["components"]["schemas"]["Row"]
+    assert set(row["required"]) == {"timestamp", "WorkDay", "Temperature"}
+    assert row["additionalProperties"] is False
+
+
+def test_metrics_are_present_and_move(server, model):
+    _, info = model
+    before = metric(server, "skserve_predictions_total", model_version=info.tag)
+    drift_before = metric(server, "skserve_feature_out_of_range_total", feature="Temperature")
+    temp = info.schema.feature("Temperature")
+    hot = {**example_row(info.schema), "Temperature": temp.max + 1.0}  # valid, but unseen
+    post(server, "/predict_batch", [hot, hot, example_row(info.schema)])
+    assert metric(server, "skserve_predictions_total", model_version=info.tag) == before + 3
+    assert metric(server, "skserve_feature_out_of_range_total", feature="Temperature") \
+        == drift_before + 2
+    _, _, text = call(server.url + "/metrics")
+    for name in ("bentoml_service_request_total", "bentoml_service_request_duration_seconds",
+                 "skserve_prediction_value_bucket", "skserve_model_info",
+                 "skserve_model_batch_rows_bucket"):
+        assert name in text.decode(), name
+    assert metric(server, "skserve_model_info", model_version=info.tag) == 1
+
+
+BAD = [
+    ("wrong type", "/predict", {"Temperature": "warm"}, "Temperature"),
+    ("bool as number", "/predict", {"Temperature": True}, "Temperature"),
+    ("missing field", "/predict", {"WorkDay": None}, "WorkDay"),
+    ("out of valid range", "/predict", {"Temperature": 1e6}, "Temperature"),
+    ("not a level", "/predict", {"WorkDay": 7}, "WorkDay"),
+    ("bad timestamp", "/predict", {"timestamp": "yesterday"}, "timestamp"),
+    ("unknown field", "/predict", {"humidity": 50}, "humidity"),
+]
+
+
+@pytest.mark.parametrize(("case", "path", "change", "field"), BAD, ids=[b[0] for b in BAD])
+def test_bad_rows_are_4xx_naming_the_field(server, model, case, path, change, field):
+    _, info = model
+    row = {**example_row(info.schema), **change}
+    if change.get("WorkDay", 0) is None:
+        del row["WorkDay"]
+    status, _, body = post(server, path, row)
+    assert status == 400, body
+    assert field in {str(loc) for e in body["detail"] for loc in e["loc"]}
+    status, _, body = post(server, "/predict_batch", [example_row(info.schema), row])
+    assert status == 400 and [1, field] in [e["loc"][:2] for e in body["detail"]]
+
+
+@pytest.mark.parametrize(
+    ("case", "path", "body", "ctype", "expect"),
+    [
+        ("invalid json", "/predict", b'{"Temperature": ', "application/json", 400),
+        ("nul byte", "/predict_batch", b"\x00", "application/json", 400),
+        ("empty list", "/predict_batch", b"[]", "application/json", 400),
+        ("object for list", "/predict_batch", b"{}", "application/json", 400),
+        ("wrong content type", "/predict", b"{}", "text/plain", 415),
+        ("form content type", "/predict_batch", b"a=1", "application/x-www-form-urlencoded",
+         415),
+    ],
+)
+def test_malformed_requests_are_4xx_with_json(server, case, path, body, ctype, expect):
+    status, headers, raw = call(server.url + path, body, ctype)
+    assert status == expect
+    assert "detail" in json.loads(raw)
+
+
+def test_batch_over_the_maximum_is_rejected(server, model):
+    _, info = model
+    status, _, body = post(server, "/predict_batch", [example_row(info.schema)] * 1001)
+    assert status == 400
+    assert body["detail"][0]["type"] == "too_long"
