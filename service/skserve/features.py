@@ -25,11 +25,11 @@ class TimeFeatures(TransformerMixin, BaseEstimator):
     raw parts.
     """
 
-    def fit(self, X, y=None):  # noqa: N803 - scikit-learn's signature
+    def fit(self, X, y=None):
         self.n_features_in_ = 1
         return self
 
-    def transform(self, X):  # noqa: N803
+    def transform(self, X):
         stamps = pd.DatetimeIndex(pd.to_datetime(np.asarray(X).ravel()))
         hour = stamps.hour.to_numpy() + stamps.minute.to_numpy() / 60.0
         dow = stamps.dayofweek.to_numpy().astype(float)

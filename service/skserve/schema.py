@@ -154,8 +154,8 @@ def _field_type(feature: Feature) -> tuple[Any, Any]:
         high = seen[1].replace(year=min(9999, seen[1].year + DATETIME_VALID_YEARS))
         typ = Annotated[datetime, BeforeValidator(_iso_text),
                         AfterValidator(_wall_clock(low, high))]
-        return typ, Field(..., strict=False, description="timestamp, ISO 8601, wall-clock time of the "
-                          "training data (an offset, if given, is dropped)")
+        return typ, Field(..., strict=False, description="timestamp, ISO 8601, wall-clock "
+                          "time of the training data (an offset, if given, is dropped)")
     if feature.dtype == "category":
         typ: Any = Literal[tuple(feature.categories or ())] if feature.categories else str
         return _maybe_null(typ, feature), Field(..., description=description)

@@ -91,11 +91,11 @@ FAMILIES = (
 class MeanBaseline(RegressorMixin, BaseEstimator):
     """Predicts the training mean: the floor any model must clear."""
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> MeanBaseline:  # noqa: N803
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> MeanBaseline:
         self.mean_ = float(np.mean(y))
         return self
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
         return np.full(len(X), self.mean_)
 
 
@@ -106,7 +106,7 @@ class ProfileBaseline(RegressorMixin, BaseEstimator):
         self.time_column = time_column
         self.flag_column = flag_column
 
-    def _keys(self, X: pd.DataFrame) -> pd.Series:  # noqa: N803
+    def _keys(self, X: pd.DataFrame) -> pd.Series:
         parts = []
         if self.time_column:
             stamps = pd.to_datetime(X[self.time_column])
@@ -120,12 +120,12 @@ class ProfileBaseline(RegressorMixin, BaseEstimator):
             key = key + "|" + part
         return key
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> ProfileBaseline:  # noqa: N803
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> ProfileBaseline:
         self.profile_ = pd.Series(np.asarray(y), index=X.index).groupby(self._keys(X)).mean()
         self.mean_ = float(np.mean(y))
         return self
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self._keys(X).map(self.profile_).fillna(self.mean_).to_numpy(dtype=float)
 
 
@@ -157,7 +157,8 @@ class Selection:
     train_rows: int
 
 
-def chronological_split(dataset: Dataset, holdout_weeks: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def chronological_split(dataset: Dataset,
+                        holdout_weeks: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The last `holdout_weeks` of data (or the last 15 % of rows without a time column)."""
     frame = dataset.frame
     if dataset.time_column:
@@ -175,7 +176,7 @@ def chronological_split(dataset: Dataset, holdout_weeks: float) -> tuple[pd.Data
     return train, holdout
 
 
-def _score(model: str, estimator: Any, X: pd.DataFrame, y: np.ndarray, fit_s: float,  # noqa: N803
+def _score(model: str, estimator: Any, X: pd.DataFrame, y: np.ndarray, fit_s: float,
            cv_rmse: float | None, params: dict[str, Any], baseline: bool = False) -> Entry:
     start = time.perf_counter()
     pred = estimator.predict(X)
@@ -238,8 +239,8 @@ def _select(dataset: Dataset, seed: int, n_iter: int, wide: bool, cv_splits: int
             holdout_weeks: float, on_step: Callable[[str], None] | None) -> Selection:
     train, holdout = chronological_split(dataset, holdout_weeks)
     schema = infer_schema(dataset.frame, dataset.target, dataset.time_column)
-    X_train, y_train = train[schema.names], train[dataset.target].to_numpy()  # noqa: N806
-    X_hold, y_hold = holdout[schema.names], holdout[dataset.target].to_numpy()  # noqa: N806
+    X_train, y_train = train[schema.names], train[dataset.target].to_numpy()
+    X_hold, y_hold = holdout[schema.names], holdout[dataset.target].to_numpy()
     folds = list(TimeSeriesSplit(n_splits=cv_splits).split(X_train))
 
     best: dict[str, tuple[float, dict[str, Any]]] = {}

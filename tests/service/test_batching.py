@@ -6,7 +6,6 @@ import asyncio
 import threading
 
 import pytest
-
 from skserve.batching import MicroBatcher
 
 

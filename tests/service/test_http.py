@@ -8,7 +8,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from skserve import store
 from skserve.schema import example_row, rows_to_frame
 
@@ -155,7 +154,7 @@ def test_bad_rows_are_4xx_naming_the_field(server, model, case, path, change, fi
     ],
 )
 def test_malformed_requests_are_4xx_with_json(server, case, path, body, ctype, expect):
-    status, headers, raw = call(server.url + path, body, ctype)
+    status, _, raw = call(server.url + path, body, ctype)
     assert status == expect
     assert "detail" in json.loads(raw)
 

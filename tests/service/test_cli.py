@@ -1,0 +1,78 @@
+"""The `skserve` command line: help texts, exit codes, serve's lifecycle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+from skserve.schema import example_row
+
+from tests.conftest import SKSERVE, start_server
+
+
+@pytest.mark.parametrize("argv", [[], ["train"], ["serve"], ["models"], ["batch"], ["loadtest"]])
+def test_help(argv):
+    out = subprocess.run([SKSERVE, *argv, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "usage: skserve" in out.stdout
+
+
+def test_unknown_subcommand_fails():
+    out = subprocess.run([SKSERVE, "fly"], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "invalid choice" in out.stderr
+
+
+def test_serve_without_the_model_says_how_to_get_one():
+    out = subprocess.run([SKSERVE, "serve", "--model", "nosuch:v9", "--port", "1"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "'nosuch:v9' is not in the model store" in out.stderr and "skserve train" in out.stderr
+
+
+def test_models_lists_the_trained_model(trained_model):
+    out = subprocess.run([SKSERVE, "models", "--json"], capture_output=True, text=True,
+                         timeout=60)
+    assert trained_model in [m["model"] for m in json.loads(out.stdout)]
+
+
+@pytest.mark.slow
+def test_sigterm_lets_in_flight_requests_finish(trained_model):
+    """Requests already sent when SIGTERM arrives are answered 200, then the server exits."""
+    from skserve import store
+
+    server = start_server(trained_model, workers=1)
+    row = example_row(store.get_info(trained_model).schema)
+    body = json.dumps([row] * 1000).encode()
+    results: list[object] = []
+    sent = threading.Event()
+
+    def client() -> None:
+        req = urllib.request.Request(server.url + "/predict_batch", data=body,
+                                     headers={"content-type": "application/json"})
+        sent.set()
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                results.append(resp.status)
+        except Exception as exc:  # recorded, asserted below
+            results.append(exc)
+
+    try:
+        threads = [threading.Thread(target=client) for _ in range(6)]
+        for t in threads:
+            t.start()
+        sent.wait(5)
+        time.sleep(0.05)
+        os.kill(server.proc.pid, signal.SIGTERM)
+        for t in threads:
+            t.join(30)
+        code = server.proc.wait(timeout=30)
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+    assert results == [200] * 6
+    assert code == 0
