@@ -1,0 +1,650 @@
+"""`skserve batch run`: score CSV/Parquet files in mini-batches, resumably, one shard of many.
+
+I/O lives here; the decisions (plan, shard, progress, threshold) are pure functions in
+`plan`. The output folder holds, for one shard:
+
+    <output>/<output_file_name>      every scored row's key and prediction (append_row)
+    <output>/logs/job_progress.txt   a line per progress tick: mini-batches, rows/s, ETA
+    <output>/logs/job_error.txt      a line per failed mini-batch or mini-batch with bad rows
+    <output>/logs/errors.jsonl       every bad or failed row: key, reason, its values
+    <output>/logs/job_result.json    status, counts, durations, model, output checksum
+    <output>/state/                  the plan's fingerprint and one record per finished
+                                     mini-batch: what a restart resumes from
+
+With `--instance-count N` each instance writes the same under `<output>/shard-I-of-N/`, and
+the last one to finish (or `skserve batch merge`) joins them into `<output>/`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import concurrent.futures as cf
+import glob
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import output as out
+from .plan import (
+    InputFile,
+    MiniBatch,
+    Progress,
+    plan_fingerprint,
+    plan_minibatches,
+    shard,
+    shard_dir_name,
+    threshold_exceeded,
+)
+
+SUFFIXES = (".csv", ".parquet", ".pq")
+OUTPUT_ACTIONS = ("append_row", "summary_only")
+EXIT_THRESHOLD = 3  # the job ran but failed: more bad rows than --error-threshold allows
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The knobs of an Azure ML batch deployment, plus where to read and write."""
+
+    inputs: list[str]
+    output: Path
+    model: str = "demand:latest"
+    mini_batch_size: int = 10_000
+    max_concurrency_per_instance: int = 1
+    instance_count: int = 1
+    instance_index: int = 0
+    output_action: str = "append_row"
+    output_file_name: str = "predictions.csv"
+    error_threshold: int = -1
+    max_retries: int = 3
+    timeout: float = 30.0
+    id_column: str | None = None
+    progress_interval: float = 1.0
+    progress_bar: bool | None = None  # None: when stderr is a terminal
+    merge: bool = True  # the last shard to finish merges all shards
+
+    def validate(self) -> None:
+        if self.output_action not in OUTPUT_ACTIONS:
+            raise ValueError(f"--output-action must be one of {OUTPUT_ACTIONS}")
+        if not self.output_file_name.lower().endswith((".csv", ".parquet")):
+            raise ValueError("--output-file-name must end in .csv or .parquet")
+        if "/" in self.output_file_name:
+            raise ValueError("--output-file-name is a file name, not a path")
+        for name in ("mini_batch_size", "max_concurrency_per_instance", "instance_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.max_retries < 0:
+            raise ValueError("--max-retries must be 0 or more")
+        if self.error_threshold < -1:
+            raise ValueError("--error-threshold must be -1 (ignore failures) or 0 or more")
+
+
+class ThresholdExceeded(RuntimeError):
+    """More rows failed than --error-threshold allows."""
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def resolve_inputs(inputs: list[str]) -> list[Path]:
+    """Files from files, folders (searched recursively) and globs, sorted, de-duplicated."""
+    found: set[Path] = set()
+    for spec in inputs:
+        path = Path(spec)
+        if path.is_file():
+            found.add(path)
+        elif path.is_dir():
+            found.update(p for p in path.rglob("*") if p.is_file()
+                         and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+        elif glob.has_magic(spec):
+            found.update(Path(p) for p in glob.glob(spec, recursive=True)
+                         if Path(p).is_file() and Path(p).suffix.lower() in SUFFIXES)
+        else:
+            raise FileNotFoundError(f"input not found: {spec}")
+    files = sorted(found, key=str)
+    if not files:
+        raise FileNotFoundError(f"no .csv or .parquet files in {inputs}")
+    for f in files:
+        if f.suffix.lower() not in SUFFIXES:
+            raise ValueError(f"{f}: unsupported file type (use .csv or .parquet)")
+    return files
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def count_rows(path: Path) -> int:
+    """Data rows in a file: Parquet from its footer, CSV with the same parser that reads it
+    (so blank lines and quoted newlines count the same way in both)."""
+    if _is_parquet(path):
+        return pq.ParquetFile(path).metadata.num_rows
+    return sum(len(c) for c in pd.read_csv(path, usecols=[0], chunksize=1 << 20))
+
+
+def _csv_dtypes(schema: Any, id_column: str | None) -> dict[str, Any]:
+    cols = {f.name: str for f in schema.features if f.dtype == "category"}
+    if id_column:
+        cols[id_column] = str
+    return cols
+
+
+def read_minibatches(batches: list[MiniBatch], schema: Any, id_column: str | None,
+                     mini_batch_size: int) -> Iterator[tuple[MiniBatch, pd.DataFrame]]:
+    """The rows of each mini-batch, in order, streamed: memory holds about one mini-batch
+    per file being read, whatever the file's size."""
+    by_file: dict[str, list[MiniBatch]] = {}
+    for mb in batches:
+        by_file.setdefault(mb.file, []).append(mb)
+    for name, wanted in by_file.items():
+        path = Path(name)
+        if _is_parquet(path):
+            yield from _parquet_minibatches(path, wanted)
+        else:
+            yield from _csv_minibatches(path, wanted, _csv_dtypes(schema, id_column),
+                                        mini_batch_size)
+
+
+def _parquet_minibatches(path: Path, wanted: list[MiniBatch]
+                         ) -> Iterator[tuple[MiniBatch, pd.DataFrame]]:
+    pf = pq.ParquetFile(path)
+    meta = pf.metadata
+    starts = [0]
+    for i in range(meta.num_row_groups):
+        starts.append(starts[-1] + meta.row_group(i).num_rows)
+    first_group = max(0, bisect.bisect_right(starts, wanted[0].start) - 1)
+    batches = pf.iter_batches(batch_size=65_536,
+                              row_groups=list(range(first_group, meta.num_row_groups)))
+    buffer: list[pa.RecordBatch] = []
+    buffer_start = starts[first_group]
+    buffer_rows = 0
+    for mb in wanted:
+        while buffer_start + buffer_rows < mb.stop:
+            record_batch = next(batches)
+            buffer.append(record_batch)
+            buffer_rows += record_batch.num_rows
+        piece = pa.Table.from_batches(buffer).slice(mb.start - buffer_start, mb.rows)
+        yield mb, piece.to_pandas()
+        while buffer and buffer_start + buffer[0].num_rows <= mb.stop:
+            buffer_start += buffer[0].num_rows
+            buffer_rows -= buffer[0].num_rows
+            buffer.pop(0)
+
+
+def _csv_minibatches(path: Path, wanted: list[MiniBatch], dtypes: dict[str, Any],
+                     mini_batch_size: int) -> Iterator[tuple[MiniBatch, pd.DataFrame]]:
+    # Mini-batch boundaries are multiples of mini_batch_size within a file, so chunk j of a
+    # reader with that chunk size is exactly the mini-batch starting at row j * size.
+    by_start = {mb.start: mb for mb in wanted}
+    last = wanted[-1].start
+    with pd.read_csv(path, chunksize=mini_batch_size, dtype=dtypes) as reader:
+        for j, chunk in enumerate(reader):
+            start = j * mini_batch_size
+            if start in by_start:
+                yield by_start[start], chunk.reset_index(drop=True)
+            if start >= last:
+                return
+
+
+# ---------------------------------------------------------------- per mini-batch records
+
+
+def _keys(mb: MiniBatch, frame: pd.DataFrame, id_column: str | None) -> dict[str, Any]:
+    if id_column:
+        if id_column not in frame.columns:
+            raise ValueError(f"{mb.file}: id column {id_column!r} not found "
+                             f"(columns: {list(frame.columns)})")
+        return {id_column: frame[id_column].astype(str).to_numpy(dtype=object)}
+    return {"file": np.full(mb.rows, mb.file, dtype=object),
+            "row": np.arange(mb.start, mb.stop, dtype=np.int64)}
+
+
+def _key_table(keys: dict[str, Any], mask: np.ndarray | None, mb: MiniBatch) -> dict[str, Any]:
+    cols: dict[str, Any] = {}
+    for name, values in keys.items():
+        chosen = values if mask is None else values[mask]
+        if name == "file":
+            cols[name] = pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(chosen), dtype=np.int32)), pa.array([mb.file]))
+        else:
+            cols[name] = chosen
+    return cols
+
+
+def _error_records(mb: MiniBatch, frame: pd.DataFrame, keys: dict[str, Any],
+                   rows: np.ndarray, reasons: np.ndarray) -> list[dict[str, Any]]:
+    records = []
+    for i in np.flatnonzero(rows):
+        record = {"minibatch": mb.index, "file": mb.file, "row": mb.start + int(i)}
+        for name, values in keys.items():
+            record[name] = values[i].item() if hasattr(values[i], "item") else values[i]
+        record["reason"] = reasons[i]
+        record["values"] = {k: (None if pd.isna(v) else v.isoformat() if hasattr(v, "isoformat")
+                                else v.item() if hasattr(v, "item") else v)
+                            for k, v in frame.iloc[int(i)].items()}
+        records.append(record)
+    return records
+
+
+# ---------------------------------------------------------------- progress
+
+
+class Reporter:
+    """job_progress lines every `interval` seconds and, on a terminal, a progress bar."""
+
+    def __init__(self, path: Path, interval: float, bar: bool, total_rows: int):
+        self.path = path
+        self.interval = interval
+        self.last = 0.0
+        self.cost_s = 0.0  # time spent on progress and logs, reported in job_result
+        self._bar = None
+        if bar:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            from ..cli import _stderr_console
+
+            self._bar = Bar(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                            console=_stderr_console(), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("rows", total=total_rows, rate="")
+
+    def update(self, progress: Progress, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        with open(self.path, "a") as fh:
+            fh.write(f"{stamp} {progress.line()}\n")
+        if self._bar is not None:
+            self._bar.update(self._task, completed=progress.rows_done,
+                             rate=f"{progress.rows_per_s:,.0f} rows/s")
+        self.cost_s += time.perf_counter() - now
+
+    def log_error(self, path: Path, line: str) -> None:
+        start = time.perf_counter()
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        with open(path, "a") as fh:
+            fh.write(f"{stamp} {line}\n")
+        self.cost_s += time.perf_counter() - start
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+# ---------------------------------------------------------------- the job
+
+
+@dataclass
+class _Totals:
+    done: int = 0
+    failed_minibatches: int = 0
+    rows_done: int = 0
+    rows_scored: int = 0
+    rows_bad: int = 0
+    rows_failed: int = 0  # bad rows plus the rows of failed mini-batches
+    resumed: int = 0
+    rows_resumed: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.done += 1
+        self.failed_minibatches += int(record["error"] is not None)
+        self.rows_done += record["rows"]
+        self.rows_scored += record["scored"]
+        self.rows_bad += record["bad"]
+        self.rows_failed += record["rows"] - record["scored"]
+        self.records.append(record)
+
+
+class Job:
+    """One shard of a batch job in one output folder."""
+
+    def __init__(self, opts: RunOptions):
+        opts.validate()
+        self.opts = opts
+        self.root = Path(opts.output)
+        self.dir = (self.root if opts.instance_count == 1
+                    else self.root / shard_dir_name(opts.instance_index, opts.instance_count))
+        self.logs = self.dir / "logs"
+        self.state = self.dir / "state"
+        self.parquet = out.is_parquet(opts.output_file_name)
+
+    def part(self, index: int, kind: str) -> Path:
+        ext = {"pred": ".parquet" if self.parquet else ".csv", "errors": ".jsonl",
+               "done": ".json"}[kind]
+        return self.state / "parts" / f"{index:08d}.{kind}{ext}"
+
+    def settings(self, model_tag: str) -> dict[str, Any]:
+        o = self.opts
+        return {"model": model_tag, "mini_batch_size": o.mini_batch_size,
+                "instance_count": o.instance_count, "output_action": o.output_action,
+                "output_file_name": o.output_file_name, "id_column": o.id_column}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_job(opts: RunOptions, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) one shard; returns the job_result document.
+
+    Raises ThresholdExceeded (after writing job_result) when failures pass the threshold."""
+    from .. import store
+
+    say = say or (lambda message: None)
+    t0 = time.perf_counter()
+    started_at = _now()
+    job = Job(opts)
+    info = store.get_info(opts.model)
+    files = resolve_inputs(opts.inputs)
+    listing = [InputFile(str(f), count_rows(f)) for f in files]
+    everything = plan_minibatches(listing, opts.mini_batch_size)
+    mine = shard(everything, opts.instance_count, opts.instance_index)
+    fingerprint = plan_fingerprint(listing, job.settings(info.tag))
+
+    job.logs.mkdir(parents=True, exist_ok=True)
+    (job.state / "parts").mkdir(parents=True, exist_ok=True)
+    out.remove_temp_files(job.dir)
+    state_file = job.state / "plan.json"
+    if state_file.exists():
+        previous = out.read_json(state_file)
+        if previous["fingerprint"] != fingerprint:
+            raise ValueError(
+                f"{job.dir} holds a different job (other inputs, model or options: plan "
+                f"{previous['fingerprint'][:12]} vs {fingerprint[:12]}); use another --output "
+                "or delete that folder")
+    else:
+        out.write_json(state_file, {"fingerprint": fingerprint, "settings": job.settings(info.tag),
+                                    "files": [asdict(f) for f in listing],
+                                    "created_at": started_at})
+
+    totals = _Totals()
+    pending: list[MiniBatch] = []
+    for mb in mine:
+        marker = job.part(mb.index, "done")
+        if marker.exists():
+            totals.add(out.read_json(marker))
+        else:
+            pending.append(mb)
+    totals.resumed, totals.rows_resumed = totals.done, totals.rows_done
+    rows_total = sum(mb.rows for mb in mine)
+    t_plan = time.perf_counter()
+    if totals.resumed:
+        say(f"resuming: {totals.resumed} of {len(mine)} mini-batches already done")
+    say(f"scoring {rows_total:,} rows ({len(mine)} mini-batches of up to "
+        f"{opts.mini_batch_size:,}) from {len(files)} file(s) with {info.tag}, "
+        f"concurrency {opts.max_concurrency_per_instance}"
+        + (f", shard {opts.instance_index + 1}/{opts.instance_count}"
+           if opts.instance_count > 1 else ""))
+
+    bar = sys.stderr.isatty() if opts.progress_bar is None else opts.progress_bar
+    reporter = Reporter(job.logs / "job_progress.txt", opts.progress_interval, bar, rows_total)
+    error_log = job.logs / "job_error.txt"
+    if totals.resumed:
+        reporter.log_error(error_log, f"resumed with {totals.resumed} mini-batches done")
+
+    def progress() -> Progress:
+        return Progress(len(mine), totals.done, totals.failed_minibatches, rows_total,
+                        totals.rows_done, time.perf_counter() - t_plan, totals.rows_resumed)
+
+    failure: str | None = None
+    try:
+        if threshold_exceeded(totals.rows_failed, opts.error_threshold):
+            raise ThresholdExceeded(_threshold_message(totals.rows_failed, opts.error_threshold))
+        for mb, frame, scored in _score_all(pending, info, opts):
+            record = _commit(job, mb, frame, scored, info.schema, opts)
+            totals.add(record)
+            if record["error"] or record["bad"]:
+                reporter.log_error(error_log, _error_line(record))
+            reporter.update(progress())
+            if threshold_exceeded(totals.rows_failed, opts.error_threshold):
+                raise ThresholdExceeded(
+                    _threshold_message(totals.rows_failed, opts.error_threshold))
+    except ThresholdExceeded as exc:
+        failure = str(exc)
+        reporter.log_error(error_log, f"job failed: {failure}")
+    finally:
+        reporter.update(progress(), force=True)
+        reporter.close()
+    t_score = time.perf_counter()
+
+    result = _finalize(job, info, listing, mine, totals, fingerprint, failure)
+    t_end = time.perf_counter()
+    result.update(started_at=started_at, finished_at=_now(), durations_s={
+        "total": round(t_end - t0, 4), "plan": round(t_plan - t0, 4),
+        "score": round(t_score - t_plan, 4), "finalize": round(t_end - t_score, 4),
+        "progress_and_logs": round(reporter.cost_s, 4)})
+    out.write_json(job.logs / "job_result.json", result)
+    if failure:
+        raise ThresholdExceeded(failure)
+    if opts.instance_count > 1 and opts.merge:
+        merged = try_merge(job.root, opts.output_file_name)
+        result["merged"] = merged is not None
+    return result
+
+
+def _threshold_message(failed: int, threshold: int) -> str:
+    return (f"{failed} rows failed, more than --error-threshold {threshold}; see "
+            "logs/job_error.txt and logs/errors.jsonl (the finished mini-batches are kept: "
+            "rerun with a higher threshold to resume)")
+
+
+def _error_line(record: dict[str, Any]) -> str:
+    where = f"mini-batch {record['index']} ({record['file']} rows {record['start']}-" \
+            f"{record['stop'] - 1})"
+    if record["error"]:
+        return f"{where} failed after {record['attempts']} attempt(s): {record['error']}"
+    return f"{where}: {record['bad']} bad row(s), first: {record['first_reason']}"
+
+
+def _score_all(pending: list[MiniBatch], info: Any, opts: RunOptions
+               ) -> Iterator[tuple[MiniBatch, pd.DataFrame, Any]]:
+    """Score the pending mini-batches: in this process at concurrency 1, else in a pool of
+    processes with at most two mini-batches in flight per process (bounded memory)."""
+    from . import worker
+
+    fault = os.environ.get("SKSERVE_BATCH_FAULT") or None
+    frames = read_minibatches(pending, info.schema, opts.id_column, opts.mini_batch_size)
+    if opts.max_concurrency_per_instance == 1:
+        worker.init(info.tag, opts.id_column, fault)
+        for mb, frame in frames:
+            yield mb, frame, worker.score(mb.index, frame, opts.max_retries, opts.timeout)
+        return
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["skserve.batch.worker"])
+    limit = 2 * opts.max_concurrency_per_instance
+    with cf.ProcessPoolExecutor(opts.max_concurrency_per_instance, mp_context=ctx,
+                                initializer=worker.init,
+                                initargs=(info.tag, opts.id_column, fault)) as pool:
+        inflight: dict[cf.Future, tuple[MiniBatch, pd.DataFrame]] = {}
+        source = iter(frames)
+        exhausted = False
+        try:
+            while inflight or not exhausted:
+                while not exhausted and len(inflight) < limit:
+                    item = next(source, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    mb, frame = item
+                    inflight[pool.submit(worker.score, mb.index, frame, opts.max_retries,
+                                         opts.timeout)] = (mb, frame)
+                done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: inflight[f][0].index):
+                    mb, frame = inflight.pop(future)
+                    yield mb, frame, future.result()
+        finally:
+            for future in inflight:
+                future.cancel()
+
+
+def _commit(job: Job, mb: MiniBatch, frame: pd.DataFrame, scored: Any, schema: Any,
+            opts: RunOptions) -> dict[str, Any]:
+    """Write one mini-batch's outputs, then its record: the record is the commit point."""
+    keys = _keys(mb, frame, opts.id_column)
+    good = scored.good
+    failed = scored.error is not None
+    bad_rows = ~good
+    error_rows = np.ones(mb.rows, dtype=bool) if failed else bad_rows
+    reasons = scored.reasons.copy()
+    if failed:
+        reasons[good] = scored.error
+        reasons[bad_rows] = [f"{r}; {scored.error}" for r in reasons[bad_rows]]
+    if error_rows.any():
+        out.write_jsonl(job.part(mb.index, "errors"),
+                        _error_records(mb, frame, keys, error_rows, reasons))
+    preds = scored.predictions if not failed else np.empty(0)
+    if opts.output_action == "append_row" and not failed:
+        table = pa.table({**_key_table(keys, good, mb), "prediction": preds})
+        out.write_table(job.part(mb.index, "pred"), table)
+    record = {
+        "index": mb.index, "file": mb.file, "start": mb.start, "stop": mb.stop,
+        "rows": mb.rows, "scored": len(preds), "bad": int(bad_rows.sum()),
+        "error": scored.error, "attempts": scored.attempts, "seconds": round(scored.seconds, 5),
+        "first_reason": next((r for r in reasons if r), None),
+        "pred_sum": float(preds.sum()) if len(preds) else 0.0,
+        "pred_min": float(preds.min()) if len(preds) else None,
+        "pred_max": float(preds.max()) if len(preds) else None,
+    }
+    out.write_json(job.part(mb.index, "done"), record)
+    return record
+
+
+def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    per_file: dict[str, dict[str, Any]] = {}
+    for r in records:
+        s = per_file.setdefault(r["file"], {"rows": 0, "scored": 0, "failed": 0, "sum": 0.0,
+                                            "min": None, "max": None})
+        s["rows"] += r["rows"]
+        s["scored"] += r["scored"]
+        s["failed"] += r["rows"] - r["scored"]
+        s["sum"] += r["pred_sum"]
+        for key, pick in (("min", min), ("max", max)):
+            if r[f"pred_{key}"] is not None:
+                s[key] = r[f"pred_{key}"] if s[key] is None else pick(s[key], r[f"pred_{key}"])
+    for s in per_file.values():
+        s["mean"] = s.pop("sum") / s["scored"] if s["scored"] else None
+    return per_file
+
+
+def _finalize(job: Job, info: Any, listing: list[InputFile], mine: list[MiniBatch],
+              totals: _Totals, fingerprint: str, failure: str | None) -> dict[str, Any]:
+    """Join the parts into the output and errors files (atomically) and describe the job."""
+    opts = job.opts
+    output_file = sha = errors_file = None
+    if failure is None:
+        done = sorted(r["index"] for r in totals.records)
+        if opts.output_action == "append_row":
+            parts = [job.part(i, "pred") for i in done if job.part(i, "pred").exists()]
+            output_file = job.dir / opts.output_file_name
+            out.concat_files(parts, output_file)
+            sha = out.sha256_file(output_file)
+        error_parts = [job.part(i, "errors") for i in done if job.part(i, "errors").exists()]
+        if error_parts:
+            errors_file = job.logs / "errors.jsonl"
+            out.concat_files(error_parts, errors_file)
+    else:
+        error_parts = sorted((job.state / "parts").glob("*.errors.jsonl"))
+        if error_parts:
+            errors_file = job.logs / "errors.jsonl"
+            out.concat_files(error_parts, errors_file)
+    status = "failed" if failure else "succeeded"
+    return {
+        "status": status,
+        "message": failure or (f"scored {totals.rows_scored:,} of {totals.rows_done:,} rows; "
+                               f"{totals.rows_failed:,} failed"),
+        "model": info.tag,
+        "fingerprint": fingerprint,
+        "instance_index": opts.instance_index,
+        "instance_count": opts.instance_count,
+        "output_action": opts.output_action,
+        "output_file": str(output_file) if output_file else None,
+        "output_sha256": sha,
+        "errors_file": str(errors_file) if errors_file else None,
+        "error_threshold": opts.error_threshold,
+        "counts": {
+            "files": len({mb.file for mb in mine}),
+            "files_in_job": len(listing),
+            "minibatches_total": len(mine),
+            "minibatches_done": totals.done,
+            "minibatches_failed": totals.failed_minibatches,
+            "minibatches_resumed": totals.resumed,
+            "rows_total": sum(mb.rows for mb in mine),
+            "rows_scored": totals.rows_scored,
+            "rows_bad": totals.rows_bad,
+            "rows_failed": totals.rows_failed,
+        },
+        "summary": _summary(totals.records),
+        "options": {k: (str(v) if isinstance(v, Path) else v)
+                    for k, v in asdict(opts).items()},
+    }
+
+
+# ---------------------------------------------------------------- shards
+
+
+def shard_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("shard-*-of-*") if p.is_dir())
+
+
+def try_merge(root: Path, output_file_name: str | None = None,
+              require_all: bool = True) -> dict[str, Any] | None:
+    """Join every shard's output into `<root>/<output_file_name>` plus `manifest.json`, if
+    every shard has succeeded (None otherwise). Idempotent: shards finishing at the same
+    time may both merge; each writes the same bytes and renames atomically."""
+    dirs = shard_dirs(root)
+    if not dirs:
+        raise FileNotFoundError(f"no shard folders (shard-*-of-*) in {root}")
+    count = int(dirs[0].name.rsplit("-", 1)[1])
+    results = []
+    for i in range(count):
+        path = root / shard_dir_name(i, count) / "logs" / "job_result.json"
+        doc = out.read_json(path) if path.exists() else None
+        if doc is None or doc["status"] != "succeeded":
+            if require_all:
+                return None
+            raise RuntimeError(f"shard {i} of {count} has not succeeded ({path})")
+        results.append(doc)
+    if len({r["fingerprint"] for r in results}) != 1:
+        raise RuntimeError("shards come from different jobs (plan fingerprints differ)")
+    name = output_file_name or results[0]["options"]["output_file_name"]
+    manifest: dict[str, Any] = {"shards": [], "model": results[0]["model"],
+                                "fingerprint": results[0]["fingerprint"]}
+    outputs = [Path(r["output_file"]) for r in results if r["output_file"]]
+    if outputs:
+        out.concat_files(outputs, root / name)
+        manifest["output_file"] = str(root / name)
+        manifest["output_sha256"] = out.sha256_file(root / name)
+    errors = [Path(r["errors_file"]) for r in results if r["errors_file"]]
+    if errors:
+        (root / "logs").mkdir(exist_ok=True)
+        out.concat_files(errors, root / "logs" / "errors.jsonl")
+    counts: dict[str, int] = {}
+    for r in results:
+        manifest["shards"].append({k: r[k] for k in ("instance_index", "output_file",
+                                                     "output_sha256", "counts")})
+        for key, value in r["counts"].items():
+            if key != "files_in_job":
+                counts[key] = counts.get(key, 0) + value
+    manifest["counts"] = counts
+    out.write_json(root / "manifest.json", manifest)
+    return manifest

@@ -1,0 +1,118 @@
+"""Scoring one mini-batch: validate, predict, retry, time out. Runs in the job's process at
+concurrency 1 and in each pool process above that (each loads the model once)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..cli import THREAD_ENV
+
+for _key, _value in THREAD_ENV.items():  # before scikit-learn loads OpenMP in a pool process
+    os.environ.setdefault(_key, _value)
+
+from .validate import check_frame  # noqa: E402
+
+_STATE: dict[str, Any] = {}
+
+
+def init(model_tag: str, id_column: str | None, fault: str | None = None) -> None:
+    """Load the pipeline once per process. `fault` (env SKSERVE_BATCH_FAULT, for tests only:
+    `raise`, `hang`, `slow:SECONDS`) makes every predict fail, hang or sleep."""
+    from threadpoolctl import threadpool_limits
+
+    from .. import store
+
+    pipeline, info = store.load(model_tag)
+    threadpool_limits(limits=1)
+    _STATE.update(pipeline=pipeline, schema=info.schema, id_column=id_column, fault=fault,
+                  tag=info.tag)
+
+
+@dataclass
+class Scored:
+    """What comes back for one mini-batch: predictions for the good rows, reasons for bad
+    ones, or the error that failed the whole mini-batch after its retries."""
+
+    index: int
+    predictions: np.ndarray | None
+    good: np.ndarray | None
+    reasons: np.ndarray | None
+    error: str | None = None
+    attempts: int = 1
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class MiniBatchTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise MiniBatchTimeout in this thread after `seconds` (SIGALRM; main thread only —
+    elsewhere there is no timeout). Interrupts Python code; a long C call is interrupted
+    when it returns to the interpreter."""
+    usable = seconds > 0 and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise MiniBatchTimeout(f"mini-batch took longer than the timeout of {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _predict(frame: pd.DataFrame) -> np.ndarray:
+    fault = _STATE.get("fault")
+    if fault == "raise":
+        raise RuntimeError("injected predict failure")
+    if fault == "hang":
+        time.sleep(3600)
+    if fault and fault.startswith("slow:"):
+        time.sleep(float(fault.split(":", 1)[1]))
+    if len(frame) == 0:
+        return np.empty(0, dtype=float)
+    return np.asarray(_STATE["pipeline"].predict(frame), dtype=float)
+
+
+def score(index: int, frame: pd.DataFrame, max_retries: int, timeout: float) -> Scored:
+    """Validate once (bad rows are deterministic, retrying cannot fix them), then predict with
+    up to `max_retries` retries, each attempt bounded by `timeout` seconds."""
+    start = time.perf_counter()
+    checked = check_frame(_STATE["schema"], frame, _STATE["id_column"])
+    validated = time.perf_counter()
+    error = None
+    attempts = 0
+    for attempts in range(1, max_retries + 2):
+        try:
+            with _deadline(timeout):
+                predictions = _predict(checked.frame)
+            done = time.perf_counter()
+            return Scored(index, predictions, checked.good, checked.reasons, None, attempts,
+                          done - start,
+                          {"validate": validated - start, "predict": done - validated})
+        except MiniBatchTimeout as exc:
+            error = f"timeout: {exc}"
+        except Exception as exc:
+            last = traceback.format_exception_only(exc)[-1].strip()
+            error = f"predict failed: {last}"
+    return Scored(index, None, checked.good, checked.reasons, error, attempts,
+                  time.perf_counter() - start)
