@@ -212,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registrars():
     """Subcommands that live in their own modules."""
-    return []
+    from .batch.cli import register as register_batch
+    from .loadtest.cli import register as register_loadtest
+
+    return [register_loadtest, register_batch]
 
 
 def main(argv: list[str] | None = None) -> int:
