@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from .plan import ScoringOptions
+
 BATCH_LABEL = "skserve.io/batch"
 INVOKED_LABEL = "skserve.io/invoked-at"  # unix milliseconds: label-safe and sortable
 INVOKED_ANNOTATION = "skserve.io/invoked-at"  # the same instant, ISO 8601, for people
@@ -30,20 +32,11 @@ _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 
 
 @dataclass(frozen=True)
-class InvokeOptions:
+class InvokeOptions(ScoringOptions):
     """What one `skserve batch invoke` asks for; the rest comes from the chart's template."""
 
     input: str
-    instance_count: int = 1
     model: str | None = None
-    mini_batch_size: int = 10_000
-    max_concurrency_per_instance: int = 1
-    output_action: str = "append_row"
-    output_file_name: str = "predictions.csv"
-    error_threshold: int = -1
-    max_retries: int = 3
-    timeout: float = 30.0
-    id_column: str | None = None
 
 
 def utcnow() -> datetime:

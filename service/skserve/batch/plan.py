@@ -13,6 +13,21 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
+@dataclass(frozen=True, kw_only=True)
+class ScoringOptions:
+    """The knobs of an Azure ML batch deployment, shared by `batch run` and `batch invoke`."""
+
+    mini_batch_size: int = 10_000
+    max_concurrency_per_instance: int = 1
+    instance_count: int = 1
+    output_action: str = "append_row"
+    output_file_name: str = "predictions.csv"
+    error_threshold: int = -1
+    max_retries: int = 3
+    timeout: float = 30.0
+    id_column: str | None = None
+
+
 @dataclass(frozen=True)
 class InputFile:
     """One input file and its data-row count (header excluded)."""

@@ -40,6 +40,7 @@ from .plan import (
     InputFile,
     MiniBatch,
     Progress,
+    ScoringOptions,
     plan_fingerprint,
     plan_minibatches,
     shard,
@@ -53,22 +54,13 @@ EXIT_THRESHOLD = 3  # the job ran but failed: more bad rows than --error-thresho
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class RunOptions(ScoringOptions):
     """The knobs of an Azure ML batch deployment, plus where to read and write."""
 
     inputs: list[str]
     output: Path
     model: str = "demand:latest"
-    mini_batch_size: int = 10_000
-    max_concurrency_per_instance: int = 1
-    instance_count: int = 1
     instance_index: int = 0
-    output_action: str = "append_row"
-    output_file_name: str = "predictions.csv"
-    error_threshold: int = -1
-    max_retries: int = 3
-    timeout: float = 30.0
-    id_column: str | None = None
     progress_interval: float = 1.0
     progress_bar: bool | None = None  # None: when stderr is a terminal
     merge: bool = True  # the last shard to finish merges all shards
