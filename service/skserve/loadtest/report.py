@@ -88,6 +88,19 @@ def _series(history: list[dict[str, float | None]],
     return history, "Locust's 10 s window"
 
 
+def _time_axes(ax: Any, ylabel: str, title: str, history: list[dict[str, float | None]],
+               t0: float) -> None:
+    """Labels, grid, the user count on a second axis and the legend of a time-series plot."""
+    ax.set_xlabel("seconds since start")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if history:
+        _users_axis(ax, history, t0)
+    ax.legend(loc="upper left", fontsize=8)
+
+
 def plot_latency(series: list[dict[str, float | None]], history: list[dict[str, float | None]],
                  slo: Slo, out: Path, t0: float, window: str) -> Path | None:
     """p50/p95/p99 over time with the SLO lines and the user count."""
@@ -103,14 +116,8 @@ def plot_latency(series: list[dict[str, float | None]], history: list[dict[str, 
                                (slo.p99_ms, "p99 SLO", "tab:red")):
         if limit is not None:
             ax.axhline(limit, color=color, ls="--", lw=1, alpha=0.8, label=name)
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("response time, ms")
-    ax.set_ylim(bottom=0)
-    ax.set_title(f"Response time percentiles, all requests ({window})")
-    ax.grid(alpha=0.3)
-    if history:
-        _users_axis(ax, history, t0)
-    ax.legend(loc="upper left", fontsize=8)
+    _time_axes(ax, "response time, ms",
+               f"Response time percentiles, all requests ({window})", history, t0)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
@@ -132,14 +139,8 @@ def plot_throughput(series: list[dict[str, float | None]],
     ax.plot(ts, [h["rps"] or 0 for h in series], color="tab:blue", lw=1.6,
             label="requests/s")
     ax.plot(ts, [h["fps"] or 0 for h in series], color="tab:red", lw=1.4, label="failures/s")
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("per second")
-    ax.set_ylim(bottom=0)
-    ax.set_title(f"Throughput and failures over time ({window.split(';')[0]})")
-    ax.grid(alpha=0.3)
-    if history:
-        _users_axis(ax, history, t0)
-    ax.legend(loc="upper left", fontsize=8)
+    _time_axes(ax, "per second", f"Throughput and failures over time ({window.split(';')[0]})",
+               history, t0)
     if failures_by_error:
         top = sorted(failures_by_error, key=lambda f: -f["occurrences"])[:6]
         labels = [f"{f['name']}: {str(f['error'])[:60]}" for f in top]
