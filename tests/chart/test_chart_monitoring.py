@@ -1,0 +1,138 @@
+"""Alerts and dashboard: the chart's PrometheusRule and k8s/monitoring/ agree, every metric
+they use is one the service (or kube-state-metrics) exports, and the PromQL parses (promtool,
+when installed: `apt-get install prometheus`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from chart_helpers import REPO, find, render
+
+RULES_FILE = REPO / "k8s" / "monitoring" / "prometheus-rules.yaml"
+DASHBOARD = REPO / "k8s" / "monitoring" / "grafana-dashboard.json"
+# What the service exports (BentoML built-ins, skserve's own) and kube-state-metrics' HPA series.
+KNOWN_METRICS = {
+    "bentoml_service_request_total",
+    "bentoml_service_request_duration_seconds_bucket",
+    "bentoml_service_request_in_progress",
+    "bentoml_service_adaptive_batch_size_sum",
+    "bentoml_service_adaptive_batch_size_count",
+    "skserve_predictions_total",
+    "skserve_prediction_value_bucket",
+    "skserve_feature_out_of_range_total",
+    "skserve_model_info",
+    "kube_horizontalpodautoscaler_status_current_replicas",
+    "kube_horizontalpodautoscaler_spec_max_replicas",
+}
+PROMQL_WORDS = {"sum", "rate", "by", "on", "max", "histogram_quantile", "le"}
+
+
+def metrics_in(expr: str) -> set[str]:
+    expr = re.sub(r'"[^"]*"', '""', expr)  # drop label values
+    expr = re.sub(r"\{[^}]*\}", "", expr)  # drop matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # drop ranges
+    expr = re.sub(r"\bby\s*\([^)]*\)|\bon\s*\([^)]*\)", "", expr)
+    names = set(re.findall(r"\b[a-z_][a-z0-9_]*\b", expr))
+    return {n for n in names if "_" in n and n not in PROMQL_WORDS}
+
+
+def chart_rules() -> list[dict]:
+    (rule,) = find(render("monitoring.prometheusRule.enabled=true"), "PrometheusRule")
+    return [r for g in rule["spec"]["groups"] for r in g["rules"]]
+
+
+def file_rules() -> list[dict]:
+    return [r for g in yaml.safe_load(RULES_FILE.read_text())["groups"] for r in g["rules"]]
+
+
+def test_chart_and_file_rules_agree() -> None:
+    chart = {r["alert"]: r for r in chart_rules()}
+    plain = {r["alert"]: r for r in file_rules()}
+    assert (
+        set(chart)
+        == set(plain)
+        >= {"SkserveHighErrorRate", "SkserveHighLatencyP95", "SkserveReplicasAtMax"}
+    )
+    for name, r in chart.items():
+        assert r["for"] == plain[name]["for"], name
+        assert r["labels"] == plain[name]["labels"], name
+        assert metrics_in(r["expr"]) == metrics_in(plain[name]["expr"]), name
+
+
+def test_rules_use_known_metrics() -> None:
+    for r in chart_rules() + file_rules():
+        used = metrics_in(r["expr"])
+        assert used, r["alert"]
+        assert used <= KNOWN_METRICS, f"{r['alert']} uses unknown {used - KNOWN_METRICS}"
+
+
+def test_chart_rules_are_scoped_to_the_release() -> None:
+    for r in chart_rules():
+        assert 'namespace="skserve"' in r["expr"], r["alert"]
+    hpa = next(r for r in chart_rules() if r["alert"] == "SkserveReplicasAtMax")
+    assert 'horizontalpodautoscaler=~"r1-skserve-.*"' in hpa["expr"]
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)"
+)
+def test_promtool_checks_rules(tmp_path: Path) -> None:
+    (rule,) = find(render("monitoring.prometheusRule.enabled=true"), "PrometheusRule")
+    chart_file = tmp_path / "chart-rules.yaml"
+    chart_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    for f in (RULES_FILE, chart_file):
+        proc = subprocess.run(
+            ["promtool", "check", "rules", str(f)], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def dashboard_exprs() -> list[str]:
+    d = json.loads(DASHBOARD.read_text())
+    return [t["expr"] for p in d["panels"] for t in p["targets"]]
+
+
+def test_dashboard_is_well_formed() -> None:
+    d = json.loads(DASHBOARD.read_text())
+    ids = [p["id"] for p in d["panels"]]
+    assert len(ids) == len(set(ids)) >= 8
+    assert {v["name"] for v in d["templating"]["list"]} == {"datasource", "namespace"}
+    for p in d["panels"]:
+        g = p["gridPos"]
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24, p["title"]
+        assert p["targets"] and all(t["expr"] for t in p["targets"]), p["title"]
+        assert p["datasource"]["uid"] == "${datasource}"
+    boxes = {(p["gridPos"]["x"], p["gridPos"]["y"]) for p in d["panels"]}
+    assert len(boxes) == len(d["panels"]), "panels overlap"
+
+
+def test_dashboard_uses_known_metrics_and_covers_them() -> None:
+    used: set[str] = set()
+    for e in dashboard_exprs():
+        m = metrics_in(e)
+        assert m and m <= KNOWN_METRICS, f"unknown metric in {e}: {m - KNOWN_METRICS}"
+        assert "$namespace" in e
+        used |= m
+    assert used == KNOWN_METRICS, f"not on the dashboard: {KNOWN_METRICS - used}"
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)"
+)
+def test_promtool_parses_dashboard_queries(tmp_path: Path) -> None:
+    rules = [
+        {"record": f"skserve:dashboard_{i}", "expr": e.replace("$namespace", ".*")}
+        for i, e in enumerate(dashboard_exprs())
+    ]
+    f = tmp_path / "dash.yaml"
+    f.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    proc = subprocess.run(
+        ["promtool", "check", "rules", str(f)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
