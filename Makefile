@@ -35,7 +35,7 @@ serve: venv ## serve MODEL on PORT
 	$(BIN)/skserve serve --model $(MODEL) --port $(PORT)
 
 test: venv tools ## install what the tests need and run them (not the e2e ones)
-	bash hack/test-deps.sh
+	bash hack/test-deps.sh prometheus
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv ## ruff over everything

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from fastapi import FastAPI
+
 from skserve import store
 from skserve.schema import request_model, rows_to_frame
 

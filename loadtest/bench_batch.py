@@ -82,6 +82,7 @@ def make_input(folder: Path, rows: int, seed: int) -> Path:
     """N rows resampled from the real features, written as Parquet in 128k-row groups."""
     import numpy as np
     import pandas as pd
+
     from skserve.data import load_reference
 
     ref = load_reference().frame

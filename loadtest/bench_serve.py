@@ -54,9 +54,10 @@ def proportional_mb(pid: int) -> float | None:
 
 def in_process_limit(model: str) -> dict[str, float]:
     """CPU ms of `predict` per row: one-row DataFrames and 64-row batches, in this process."""
+    from threadpoolctl import threadpool_limits
+
     from skserve import store
     from skserve.schema import example_row, rows_to_frame
-    from threadpoolctl import threadpool_limits
 
     pipeline, info = store.load(model)
     row = example_row(info.schema)

@@ -13,6 +13,7 @@ test without this directory.
 """
 
 from shapes import SkserveShape
+
 from skserve.loadtest.users import SkserveUser
 
 __all__ = ["SkserveShape", "SkserveUser"]

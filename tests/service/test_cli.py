@@ -11,8 +11,8 @@ import time
 import urllib.request
 
 import pytest
-from skserve.schema import example_row
 
+from skserve.schema import example_row
 from tests.conftest import SKSERVE, start_server
 
 

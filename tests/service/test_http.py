@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+
 from skserve import store
 from skserve.schema import example_row, rows_to_frame
 

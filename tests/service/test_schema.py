@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 from pydantic import ValidationError
+
 from skserve.schema import (
     FeatureSchema,
     example_row,

@@ -8,9 +8,9 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+
 from skserve import store
 from skserve.train import chronological_split, model_metadata, select_model
-
 from tests.conftest import SKSERVE, small_dataset
 
 
