@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from skserve.batch.output import sha256_file
 from skserve.batch.run import RunOptions, ThresholdExceeded, run_job
 

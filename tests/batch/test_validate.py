@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
+
 from skserve.batch.validate import check_frame
 from skserve.schema import Feature, FeatureSchema, request_model
 

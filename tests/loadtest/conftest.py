@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from skserve.loadtest.harness import Server, start_server
 
 SKSERVE = str(Path(sys.executable).with_name("skserve"))

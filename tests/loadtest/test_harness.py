@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+
 from skserve.loadtest.harness import (
     cpu_ms_per_request,
     cpu_utilisation,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from skserve.cli import main
 from skserve.loadtest.harness import cpu_ms_per_request, run_locust, sample_tree
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 import pytest
+
 from skserve.loadtest.sampling import RowPool, parse_mix, rows_from_file, sample_row
 from skserve.schema import FeatureSchema, infer_schema, request_model
 

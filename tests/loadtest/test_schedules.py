@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from skserve.loadtest.schedules import SHAPES, ShapeSpec, parse_duration, schedule
 
 

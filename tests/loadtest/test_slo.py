@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from skserve.loadtest.slo import Slo, broken, evaluate, passed
 
 
