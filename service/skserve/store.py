@@ -22,8 +22,11 @@ def use_store_from_env() -> None:
     path = os.environ.get("SKSERVE_MODEL_STORE")
     if path:
         from bentoml._internal.configuration.containers import BentoMLContainer
+        from bentoml._internal.models import ModelStore
 
+        # `bentoml serve` builds its store before importing the service: replace both.
         BentoMLContainer.model_store_dir.set(path)
+        BentoMLContainer.model_store.set(ModelStore(path))
 
 
 @dataclass(frozen=True)

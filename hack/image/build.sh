@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Build the skserve serving image offline with podman, one model version baked in.
+#
+#   hack/image/build.sh [--context-only] [MODEL]
+#
+# MODEL is name:version, or name / name:latest resolved against the local model store
+# (BENTOML_HOME, SKSERVE_MODEL_STORE); default demand:latest. The image is
+# localhost/skserve:<name>-<version> (rule in lib.sh). --context-only writes the build context
+# build/image-context/<tag> for hack/image/Dockerfile and stops (no podman, no wheel download).
+#
+# Steps: host packages (podman, buildah, debootstrap, ...) → containers.conf fix → base image
+# localhost/skserve-base:bookworm from debootstrap (built once, kept in podman's storage) →
+# wheels from PyPI with `pip download`, pinned to the venv's versions (cached in .cache/wheels)
+# → the project's wheel → the model copied out of the store → `podman build --network=none`.
+# Prints the image reference (or the context path) on stdout; progress goes to stderr.
+# Environment: PYTHON (default .venv/bin/python), IMAGE_REPO (default localhost/skserve),
+# BASE_IMAGE (default localhost/skserve-base:bookworm), DEBIAN_MIRROR, REBUILD_BASE=1.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+model=${MODEL:-demand:latest}
+context_only=0
+for arg in "$@"; do
+  case $arg in
+    --context-only) context_only=1 ;;
+    -*) echo "usage: $0 [--context-only] [MODEL]" >&2; exit 2 ;;
+    *) model=$arg ;;
+  esac
+done
+PYTHON=${PYTHON:-$repo/.venv/bin/python}
+base_image=${BASE_IMAGE:-localhost/skserve-base:bookworm}
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+wheels=$repo/.cache/wheels/cp311-manylinux-x86_64
+unset PIP_FIND_LINKS  # only our own wheel cache, whatever this machine's pip defaults say
+t0=$SECONDS
+log() { printf '[image] %s\n' "$*" >&2; }
+
+install_host_packages() {
+  local need=() pair
+  for pair in podman:podman buildah:buildah runc:runc crun:crun slirp4netns:slirp4netns \
+              fuse-overlayfs:fuse-overlayfs newuidmap:uidmap debootstrap:debootstrap; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+  done
+  ((${#need[@]})) || return 0
+  log "installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+}
+
+# debootstrap minbase + python3, trimmed of what only apt and humans read, imported as an image.
+build_base_image() {
+  log "building $base_image with debootstrap (about 2 minutes)"
+  local rootfs
+  rootfs=$(mktemp -d /var/tmp/skserve-rootfs.XXXXXX)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$rootfs'" EXIT
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+    bookworm "$rootfs" "$mirror" >&2
+  rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/* \
+         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+         "$rootfs"/usr/share/locale/* "$rootfs"/var/cache/debconf/*-old
+  tar --numeric-owner -C "$rootfs" -c . |
+    podman import --change 'CMD ["/bin/bash"]' \
+      --change 'LABEL org.opencontainers.image.title=skserve-base' \
+      - "$base_image" >&2
+  rm -rf "$rootfs"
+  trap - EXIT
+  log "base image ready ($((SECONDS - t0)) s)"
+}
+
+# Every dependency wheel for CPython 3.11 on glibc x86_64, pinned by constraints.txt; offline
+# when the cache already has them all.
+fetch_wheels() {
+  local platforms=(--platform manylinux2014_x86_64) v
+  for v in 17 24 27 28 31 34 35 36; do platforms+=(--platform "manylinux_2_${v}_x86_64"); done
+  platforms+=(--platform any)
+  download() {
+    "$PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+      --python-version 3.11 --implementation cp --abi cp311 "${platforms[@]}" \
+      --constraint "$context/constraints.txt" --dest "$wheels" "$@" "$wheel" >&2
+  }
+  mkdir -p "$wheels"
+  if download --no-index --find-links "$wheels" 2>/dev/null; then
+    log "wheels: all in the cache ($wheels)"
+  else
+    log "wheels: fetching from PyPI into $wheels"
+    download
+  fi
+  # The exact set the image installs, resolved from the cache alone: name==version lines.
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --dry-run --ignore-installed \
+    --no-index --find-links "$wheels" --constraint "$context/constraints.txt" \
+    --report "$context/report.json" "$wheel" >&2
+  "$PYTHON" - "$context/report.json" >"$context/requirements.lock" <<'PY'
+import json
+import sys
+
+report = json.load(open(sys.argv[1]))
+print("\n".join(sorted(f"{i['metadata']['name']}=={i['metadata']['version']}"
+                       for i in report["install"] if i["metadata"]["name"] != "skserve")))
+PY
+  rm -f "$context/report.json"
+  log "$(wc -l <"$context/requirements.lock") pinned dependencies"
+  # Hard links keep the context cheap; the bind mount keeps the wheels out of the image.
+  cp -al "$wheels" "$context/wheels"
+  # The installer used inside the build: uv's binary from its pinned wheel.
+  mkdir -p "$context/tools"
+  "$PYTHON" - "$context/requirements.lock" "$wheels" "$context/tools/uv" <<'PY'
+import os
+import pathlib
+import sys
+import zipfile
+
+pin = next(line.strip().split("==")[1] for line in open(sys.argv[1]) if line.startswith("uv=="))
+wheel = next(pathlib.Path(sys.argv[2]).glob(f"uv-{pin}-*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    member = next(n for n in z.namelist() if n.endswith(".data/scripts/uv"))
+    pathlib.Path(sys.argv[3]).write_bytes(z.read(member))
+os.chmod(sys.argv[3], 0o755)
+PY
+}
+
+# The wheel's RECORD lists a sha256 per file: the same code gives the same hash, whatever the
+# zip timestamps, so the project layer stays cached until the code changes.
+wheel_content_sha256() {
+  "$PYTHON" -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); sys.stdout.buffer.write(
+    z.read(next(n for n in z.namelist() if n.endswith(".dist-info/RECORD"))))' "$1" |
+    sha256sum | cut -d' ' -f1
+}
+
+((context_only)) || { install_host_packages; ensure_containers_conf; }
+
+# --- the model: name[:latest] → a concrete version and its folder ---------------------------
+model_line=$(resolve_model "$model") || exit 1
+read -r model_tag model_dir <<<"$model_line"
+image=$(image_ref "$model_tag")
+context=$repo/build/image-context/$(image_tag "$model_tag")
+log "model $model_tag → image $image"
+
+if ((!context_only)) && { [[ ${REBUILD_BASE:-0} == 1 ]] || ! podman image exists "$base_image"; }
+then
+  build_base_image
+fi
+
+# --- the build context -------------------------------------------------------------------------
+rm -rf "$context"
+mkdir -p "$context/dist" "$context/models"
+log "building the skserve wheel"
+# From a clean copy of the working tree: setuptools' in-tree build/lib keeps deleted modules.
+src=$(mktemp -d /tmp/skserve-src.XXXXXX)
+cp "$repo/pyproject.toml" "$src/"
+[[ -f $repo/README.md ]] && cp "$repo/README.md" "$src/"
+tar -C "$repo" --exclude='__pycache__' --exclude='*.egg-info' -c service | tar -C "$src" -x
+"$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-deps \
+  --wheel-dir "$context/dist" "$src" >&2
+rm -rf "$src"
+wheel=$(ls "$context/dist"/skserve-*.whl)
+
+# Pin every dependency to the version in the venv, the one the model was trained and tested
+# with: a scikit-learn pickle is only safe to load with the version that wrote it.
+"$PYTHON" -m pip freeze --exclude-editable --disable-pip-version-check |
+  grep -E '^[A-Za-z0-9._-]+==' | grep -viE '^skserve==' >"$context/constraints.txt"
+
+# The model, laid out as a one-model BentoML store, readable by everyone, writable by none.
+name=${model_tag%%:*}
+version=${model_tag#*:}
+mkdir -p "$context/models/$name"
+cp -a "$model_dir" "$context/models/$name/$version"
+printf '%s' "$version" >"$context/models/$name/latest"
+chmod -R a+rX,go-w "$context/models"
+
+if ((context_only)); then
+  log "context ready; with Docker: docker build -f hack/image/Dockerfile" \
+      "--build-arg MODEL_TAG=$model_tag -t $image $context"
+  echo "$context"
+  exit 0
+fi
+fetch_wheels
+
+# --- build -----------------------------------------------------------------------------------
+log "podman build --network=none $image"
+previous=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+podman build --network=none --layers --pull=never \
+  --file "$here/Containerfile" \
+  --build-arg "BASE_IMAGE=$base_image" \
+  --build-arg "MODEL_TAG=$model_tag" \
+  --build-arg "SKSERVE_VERSION=$(basename "$wheel" | cut -d- -f2)" \
+  --build-arg "WHEEL_SHA256=$(wheel_content_sha256 "$wheel")" \
+  --build-arg "REVISION=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  --tag "$image" "$context" >&2
+# Drop the image this tag pointed at before, if nothing else names it (ours only: no prune).
+current=$(podman image inspect --format '{{.Id}}' "$image")
+if [[ -n $previous && $previous != "$current" ]] &&
+   [[ $(podman image inspect --format '{{len .RepoTags}}' "$previous" 2>/dev/null) == 0 ]]; then
+  podman rmi "$previous" >/dev/null 2>&1 || true
+fi
+size=$(podman image inspect --format '{{.Size}}' "$image")
+log "built $image in $((SECONDS - t0)) s ($((size / 1000000)) MB)"
+echo "$image"

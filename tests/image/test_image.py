@@ -1,0 +1,234 @@
+"""The offline serving image: build it with podman, run it read-only as non-root, score a row.
+
+Everything is real: `skserve train` saves a small model into a throwaway BentoML home,
+`hack/image/build.sh` builds the image offline (`podman build --network=none`) from the
+debootstrap base (cached in podman's storage after the first run; a fresh machine spends
+about 2 minutes on it) and the wheel cache in `.cache/wheels`, the container runs under podman
+on a free 127.0.0.1 port with `--read-only`, and `hack/image/archive.sh` writes the OCI archive.
+Skipped only when podman is absent and cannot be installed (not root, or no apt-get).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+MODEL_NAME = "demand"
+MODEL_VERSION = "imagetest"
+MODEL_TAG = f"{MODEL_NAME}:{MODEL_VERSION}"
+IMAGE = f"localhost/skserve:{MODEL_NAME}-{MODEL_VERSION}"
+READY_TIMEOUT_S = 120.0
+
+# In-process reference: the stored pipeline's prediction for the schema's example row,
+# going through the same validation and frame building as the service. Run in a subprocess
+# because BentoML reads BENTOML_HOME once per process.
+REFERENCE = """
+import json, sys
+from skserve import store
+from skserve.schema import example_row, request_model, rows_to_frame
+pipeline, info = store.load(sys.argv[1])
+row = example_row(info.schema)
+valid = request_model(info.schema)(**row)
+value = float(pipeline.predict(rows_to_frame(info.schema, [valid.__dict__]))[0])
+print(json.dumps({"row": row, "prediction": value, "tag": info.tag}))
+"""
+
+
+@dataclass(frozen=True)
+class Built:
+    image: str
+    row: dict[str, Any]
+    prediction: float
+    build_s: float
+
+
+def _podman_usable() -> str | None:
+    """None when podman is here or build.sh can install it; otherwise why not."""
+    if shutil.which("podman"):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "podman is not installed and cannot be installed here (needs root and apt-get)"
+    return None
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 900,
+         check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _http(method: str, url: str, body: Any = None) -> tuple[int, dict[str, str], bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers.items()), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers.items()), exc.read()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    reason = _podman_usable()
+    if reason:
+        pytest.skip(reason)
+    home = tmp_path_factory.mktemp("bentoml-home")
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
+           "OMP_NUM_THREADS": "1"}
+    env.pop("SKSERVE_MODEL_STORE", None)
+    _run([str(VENV_BIN / "skserve"), "train", "--version", MODEL_VERSION, "--n-iter", "1",
+          "--leaderboard", str(home / "leaderboard.json")], env=env)
+    reference = json.loads(_run([sys.executable, "-c", REFERENCE, MODEL_TAG], env=env).stdout)
+    assert reference["tag"] == MODEL_TAG
+    started = time.monotonic()
+    out = _run(["bash", "hack/image/build.sh", MODEL_TAG],
+               env={**env, "PYTHON": sys.executable}, timeout=1500)
+    image = out.stdout.strip().splitlines()[-1]
+    assert image == IMAGE, "the tag rule is name:version → localhost/skserve:name-version"
+    return Built(image, reference["row"], reference["prediction"], time.monotonic() - started)
+
+
+@pytest.fixture(scope="module")
+def container(built: Built) -> Iterator[tuple[str, str]]:
+    """The image running read-only as uid 10001; yields (name, base URL)."""
+    name = f"skserve-imagetest-{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    _run(["podman", "run", "--detach", "--name", name, "--read-only",
+          "--tmpfs", "/tmp", "--tmpfs", "/home/app/bentoml:rw,U", "--user", "10001:10001",
+          "--publish", f"127.0.0.1:{port}:3000", built.image])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        started, status = time.monotonic(), 0
+        while time.monotonic() - started < READY_TIMEOUT_S:
+            try:
+                status = _http("GET", f"{url}/readyz")[0]
+            except OSError:
+                status = 0
+            if status == 200:
+                break
+            running = _run(["podman", "inspect", "--format", "{{.State.Running}}", name])
+            if running.stdout.strip() != "true":
+                break
+            time.sleep(0.2)
+        if status != 200:
+            logs = _run(["podman", "logs", name], check=False)
+            pytest.fail(f"/readyz not 200 (last {status}); logs:\n{logs.stdout}{logs.stderr}")
+        print(f"\nimage build {built.build_s:.0f} s; container ready in "
+              f"{time.monotonic() - started:.1f} s")
+        yield name, url
+    finally:
+        _run(["podman", "rm", "--force", "--time", "5", name], check=False)
+
+
+def test_readyz_and_metadata(container: tuple[str, str]) -> None:
+    _, url = container
+    assert _http("GET", f"{url}/readyz")[0] == 200
+    status, headers, body = _http("GET", f"{url}/metadata")
+    assert status == 200
+    assert json.loads(body)["model"] == MODEL_TAG
+    assert headers.get("x-model-version") == MODEL_TAG
+
+
+def test_predict_matches_in_process_model(built: Built, container: tuple[str, str]) -> None:
+    _, url = container
+    status, headers, body = _http("POST", f"{url}/predict", built.row)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert abs(answer["prediction"] - built.prediction) <= 1e-9
+    assert answer["model_version"] == MODEL_TAG
+    assert headers.get("x-model-version") == MODEL_TAG
+
+
+def test_bad_input_is_4xx(container: tuple[str, str]) -> None:
+    _, url = container
+    assert 400 <= _http("POST", f"{url}/predict", {"nope": 1})[0] < 500
+
+
+def test_runs_as_app_user_with_read_only_root(container: tuple[str, str]) -> None:
+    name, _ = container
+    assert _run(["podman", "exec", name, "id", "-u"]).stdout.strip() == "10001"
+    assert _run(["podman", "exec", name, "id", "-g"]).stdout.strip() == "10001"
+    for path in ("/opt/skserve/models/probe", "/home/app/probe"):
+        assert _run(["podman", "exec", name, "touch", path], check=False).returncode != 0
+    assert _run(["podman", "exec", name, "touch", "/home/app/bentoml/probe"]).returncode == 0
+    listing = _run(["podman", "exec", name, "stat", "-c", "%u %a",
+                    f"/opt/skserve/models/{MODEL_NAME}/{MODEL_VERSION}/model.yaml"]).stdout
+    owner, mode = listing.split()
+    assert owner == "0" and int(mode, 8) & 0o004 and not int(mode, 8) & 0o022
+
+
+def test_image_config_is_the_chart_contract(built: Built) -> None:
+    config = json.loads(_run(["podman", "image", "inspect", built.image]).stdout)[0]["Config"]
+    labels = config["Labels"]
+    assert labels["io.skserve.model-version"] == MODEL_TAG
+    for key in ("title", "version", "revision", "created", "licenses"):
+        assert labels.get(f"org.opencontainers.image.{key}"), key
+    assert config["User"] == "10001:10001"
+    assert config["WorkingDir"] == "/home/app"
+    assert config["Entrypoint"] == ["skserve"] and config["Cmd"] == ["serve"]
+    assert "3000/tcp" in config["ExposedPorts"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env | {
+        "SKSERVE_MODEL": MODEL_TAG, "SKSERVE_HOST": "0.0.0.0", "SKSERVE_PORT": "3000",
+        "SKSERVE_WORKERS": "2", "SKSERVE_MODEL_STORE": "/opt/skserve/models",
+        "BENTOML_HOME": "/home/app/bentoml", "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "BENTOML_DO_NOT_TRACK": "true",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    } == env
+
+
+def test_other_subcommands_and_python3_run_from_the_image(built: Built) -> None:
+    base = ["podman", "run", "--rm", "--network=none", "--read-only", "--tmpfs", "/tmp",
+            "--tmpfs", "/home/app/bentoml:rw,U"]
+    version = _run([*base, built.image, "--version"])
+    assert "skserve" in version.stdout + version.stderr
+    probe = "import locust, urllib.request; print('ok')"
+    assert _run([*base, "--entrypoint", "python3", built.image, "-c", probe]).stdout == "ok\n"
+
+
+def test_archive_is_a_valid_oci_archive(built: Built) -> None:
+    path = Path(_run(["bash", "hack/image/archive.sh", MODEL_TAG],
+                     env={**os.environ, "PYTHON": sys.executable}).stdout.split()[0])
+    assert path == REPO / "build" / f"skserve-{MODEL_NAME}-{MODEL_VERSION}.oci.tar"
+    with tarfile.open(path) as tar:
+        names = set(tar.getnames())
+        assert {"oci-layout", "index.json"} <= {n.removeprefix("./") for n in names}
+        member = next(n for n in names if n.removeprefix("./") == "index.json")
+        index = json.load(tar.extractfile(member))  # type: ignore[arg-type]
+        manifests = index["manifests"]
+        assert manifests and manifests[0]["mediaType"].endswith("manifest.v1+json")
+        # containerd (ctr import, kind load) names the image after this annotation
+        assert manifests[0]["annotations"]["org.opencontainers.image.ref.name"] == built.image
+        blobs = {n.removeprefix("./") for n in names if "blobs/" in n}
+        digest = manifests[0]["digest"].replace(":", "/")
+        assert f"blobs/{digest}" in blobs
