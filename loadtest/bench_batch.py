@@ -16,20 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import psutil
 
+from skserve.loadtest.harness import write_benchmark_section
+
 REPO = Path(__file__).resolve().parents[1]
 SKSERVE = str(Path(sys.executable).with_name("skserve"))
-SECTION = "## Batch scoring"
+SECTION = "Batch scoring"
 
 LIMIT_CODE = """
 import json, sys, time
@@ -117,11 +117,9 @@ def ensure_model(tag: str) -> str:
 
 
 def render(rows: list[dict], meta: dict) -> str:
-    lines = [SECTION, "",
-             f"`make bench-batch` ({meta['when']}): {meta['rows']:,} rows of Parquet "
+    lines = [f"`make bench-batch`: {meta['rows']:,} rows of Parquet "
              f"(resampled real features), model `{meta['model']}` ({meta['family']}), "
-             f"mini-batch {meta['mini_batch']:,} rows, `OMP_NUM_THREADS=1`. "
-             f"{meta['machine']}. {meta['versions']}.", "",
+             f"mini-batch {meta['mini_batch']:,} rows, `OMP_NUM_THREADS=1`.", "",
              "| run | wall s | job s | rows/s (job) | vs limit | peak RSS MB | "
              "progress+logs |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -139,20 +137,6 @@ def render(rows: list[dict], meta: dict) -> str:
               "- *progress+logs*: time in job_progress/job_error writes and the progress bar, "
               "as a share of the job.", ""]
     return "\n".join(lines)
-
-
-def write_section(text: str) -> None:
-    """Replace only this script's section of BENCHMARKS.md (or append it)."""
-    path = REPO / "BENCHMARKS.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = doc.find(SECTION + "\n")
-    if start == -1:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = doc.find("\n## ", start + len(SECTION))
-        rest = "" if end == -1 else "\n" + doc[end:].lstrip("\n")
-        doc = doc[:start] + text + rest
-    path.write_text(doc.rstrip("\n") + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,20 +180,12 @@ def main(argv: list[str] | None = None) -> int:
                             "logs": f"{d['progress_and_logs'] / d['total']:.3%}"})
             print(f"concurrency {c}: {d['total']:.1f}s", file=sys.stderr)
 
-    meta = {
-        "when": time.strftime("%Y-%m-%d"), "rows": args.rows, "model": tag,
-        "family": info.metadata.get("family"), "mini_batch": args.mini_batch_size,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), "
-                   f"{psutil.virtual_memory().total / 2**30:.0f} GB, "
-                   f"{platform.platform(terse=True)}",
-        "versions": ", ".join(f"{p} {version(p)}" for p in
-                              ("scikit-learn", "pandas", "pyarrow", "numpy"))
-        + f", Python {platform.python_version()}",
-    }
+    meta = {"rows": args.rows, "model": tag, "family": info.metadata.get("family"),
+            "mini_batch": args.mini_batch_size}
     text = render(results, meta)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_benchmark_section(REPO / "BENCHMARKS.md", SECTION, text)
         print(f"wrote the {SECTION!r} section of {REPO / 'BENCHMARKS.md'}", file=sys.stderr)
     return 0
 
