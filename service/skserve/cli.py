@@ -100,6 +100,12 @@ def serve_env(args: argparse.Namespace) -> dict[str, str]:
     for key, value in THREAD_ENV.items():
         env.setdefault(key, value)
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    # BentoML wipes $BENTOML_HOME/prometheus_multiproc_dir when a server starts, so two
+    # servers sharing a home clobber each other's metrics: each port gets a home of its own,
+    # and the models stay where they are.
+    home = Path(env.get("BENTOML_HOME") or Path.home() / "bentoml")
+    env.setdefault("SKSERVE_MODEL_STORE", str(home / "models"))
+    env["BENTOML_HOME"] = str(home / "serve" / f"port-{args.port}")
     env["SKSERVE_MODEL"] = args.model
     env["SKSERVE_WORKERS"] = str(args.workers)
     env["SKSERVE_MAX_BATCH_ROWS"] = str(args.max_batch_rows)

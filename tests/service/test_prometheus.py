@@ -68,14 +68,14 @@ def test_scraped_counters_match_the_traffic(prometheus, server, trained_model):
     from skserve import store
 
     row = example_row(store.get_info(trained_model).schema)
-    before = query(prometheus, f'sum(skserve_predictions_total{{model_version="{trained_model}"}})')
-    start = float(before[0]["value"][1]) if before else 0.0
+    promql = f'sum(skserve_predictions_total{{model_version="{trained_model}"}})'
+    before = wait_for(prometheus, promql, bool)  # the first scrape has happened
+    start = float(before[0]["value"][1])
     body = json.dumps([row] * 25).encode()
     for _ in range(4):
         req = urllib.request.Request(server.url + "/predict_batch", data=body,
                                      headers={"content-type": "application/json"})
         urllib.request.urlopen(req, timeout=30).read()
-    promql = f'sum(skserve_predictions_total{{model_version="{trained_model}"}})'
     result = wait_for(prometheus, promql, lambda r: r and float(r[0]["value"][1]) >= start + 100)
     assert float(result[0]["value"][1]) == start + 100
 
