@@ -101,6 +101,19 @@ def _time_axes(ax: Any, ylabel: str, title: str, history: list[dict[str, float |
     ax.legend(loc="upper left", fontsize=8)
 
 
+def _slo_line(ax: Any, limit: float | None, name: str, color: str, peak: float) -> float:
+    """Draw the SLO as a dashed line, or, when it is far above the data, as a legend entry
+    only (an axis stretched to a distant SLO flattens the curves people came to read).
+    Returns the height the y axis needs for it."""
+    if limit is None:
+        return 0.0
+    if peak and limit > 3 * peak:
+        ax.plot([], [], color=color, ls="--", lw=1, label=f"{name} {limit:g} ms (off scale)")
+        return peak * 1.25
+    ax.axhline(limit, color=color, ls="--", lw=1, alpha=0.8, label=name)
+    return limit * 1.1
+
+
 def plot_latency(series: list[dict[str, float | None]], history: list[dict[str, float | None]],
                  slo: Slo, out: Path, t0: float, window: str) -> Path | None:
     """p50/p95/p99 over time with the SLO lines and the user count."""
@@ -112,10 +125,11 @@ def plot_latency(series: list[dict[str, float | None]], history: list[dict[str, 
     ts = _rel([h["t"] for h in rows], t0)  # type: ignore[misc]
     for key, color in (("p50", "tab:green"), ("p95", "tab:orange"), ("p99", "tab:red")):
         ax.plot(ts, [h[key] for h in rows], color=color, lw=1.6, label=key)
-    for limit, name, color in ((slo.p95_ms, "p95 SLO", "tab:orange"),
-                               (slo.p99_ms, "p99 SLO", "tab:red")):
-        if limit is not None:
-            ax.axhline(limit, color=color, ls="--", lw=1, alpha=0.8, label=name)
+    peak = max((h["p99"] or 0) for h in rows)
+    top = max([peak * 1.1] + [_slo_line(ax, limit, name, color, peak)
+                              for limit, name, color in ((slo.p95_ms, "p95 SLO", "tab:orange"),
+                                                         (slo.p99_ms, "p99 SLO", "tab:red"))])
+    ax.set_ylim(0, top)
     _time_axes(ax, "response time, ms",
                f"Response time percentiles, all requests ({window})", history, t0)
     fig.tight_layout()
@@ -172,11 +186,11 @@ def plot_versions(recorder: VersionRecorder, slo: Slo, out: Path, t0: float) -> 
         if points:
             ax.plot([p[0] - t0 for p in points], [p[1] for p in points],
                     color=colors[i % len(colors)], lw=1.6, label=f"{version} p95")
-    if slo.p95_ms is not None:
-        ax.axhline(slo.p95_ms, color="k", ls="--", lw=1, alpha=0.6, label="p95 SLO")
+    peak = max((p[1] for points in recorder.series(0.95, 5).values() for p in points),
+               default=0)
+    ax.set_ylim(0, max(peak * 1.1, _slo_line(ax, slo.p95_ms, "p95 SLO", "k", peak)) or None)
     ax.set_xlabel("seconds since start")
     ax.set_ylabel("p95 response time, ms")
-    ax.set_ylim(bottom=0)
     ax.set_title("p95 by x-model-version (5 s window)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
