@@ -69,25 +69,37 @@ def metadata_document(info: store.ModelInfo) -> dict[str, Any]:
 
 
 class ModelHeaders:
-    """ASGI middleware: `x-model-version` on prediction responses, GET /metadata, and 415 for
-    a body that is not JSON (BentoML would otherwise try to parse any media type as JSON)."""
+    """ASGI middleware: `x-model-version` on prediction responses, GET /metadata, 415 for a
+    body that is not JSON (BentoML would otherwise parse any media type as JSON), and
+    `Connection: close` on every response once the drain file exists.
+
+    Draining: Kubernetes' preStop hook creates `$SKSERVE_DRAIN_FILE` and waits before
+    SIGTERM. Keep-alive clients would otherwise hold connections to this pod and lose a
+    request when SIGTERM closes them; told to close, they reconnect to a pod still serving.
+    """
 
     PREDICT_PATHS = frozenset({"/predict", "/predict_batch"})
+    CLOSE = (b"connection", b"close")
 
-    def __init__(self, app: Any, model_version: str, metadata: bytes):
+    def __init__(self, app: Any, model_version: str, metadata: bytes,
+                 drain_file: str | None = None):
         self.app = app
         self.header = (b"x-model-version", model_version.encode())
         self.metadata = metadata
+        self.drain_file = drain_file
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        path = scope.get("path") if scope["type"] == "http" else None
-        if path == "/metadata" and scope["method"] in ("GET", "HEAD"):
-            await self._reply(send, 200, self.metadata, extra=[self.header])
-            return
-        if path not in self.PREDICT_PATHS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["method"] == "POST":
+        path = scope["path"]
+        extra = [self.header] if path in self.PREDICT_PATHS or path == "/metadata" else []
+        if self.drain_file and os.path.exists(self.drain_file):
+            extra.append(self.CLOSE)
+        if path == "/metadata" and scope["method"] in ("GET", "HEAD"):
+            await self._reply(send, 200, self.metadata, extra)
+            return
+        if path in self.PREDICT_PATHS and scope["method"] == "POST":
             ctype = dict(scope["headers"]).get(b"content-type", b"application/json")
             if ctype.split(b";")[0].strip().lower() != b"application/json":
                 body = json.dumps({
@@ -95,15 +107,18 @@ class ModelHeaders:
                     "detail": [{"loc": ["header", "content-type"], "type": "content_type",
                                 "msg": f"got {ctype.decode(errors='replace')!r}"}],
                 }).encode()
-                await self._reply(send, 415, body, extra=[self.header])
+                await self._reply(send, 415, body, extra)
                 return
+        if not extra:
+            await self.app(scope, receive, send)
+            return
 
-        async def send_with_header(message: dict) -> None:
+        async def send_with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), self.header]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_header)
+        await self.app(scope, receive, send_with_headers)
 
     @staticmethod
     async def _reply(send: Any, status: int, body: bytes, extra: list) -> None:
@@ -157,4 +172,5 @@ SKServe.add_asgi_middleware(
     ModelHeaders,
     model_version=INFO.tag,
     metadata=json.dumps(metadata_document(INFO), default=str).encode(),
+    drain_file=os.environ.get("SKSERVE_DRAIN_FILE") or None,
 )

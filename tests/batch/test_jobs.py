@@ -146,3 +146,14 @@ def test_invocation_waits_behind_older_queued_jobs() -> None:
     assert not start
     _, start = plan_invocation(template, [_s("q", 1, "Queued")], 2, now=NOW)
     assert start
+
+
+def test_invoke_keeps_the_template_model_unless_told(monkeypatch):
+    """The Job's image holds its own model: `invoke` must not impose the host's default."""
+    from skserve.cli import build_parser
+
+    monkeypatch.setenv("SKSERVE_MODEL", "host:model")
+    args = build_parser().parse_args(["batch", "invoke", "--input", "a.csv"])
+    assert args.model is None
+    args = build_parser().parse_args(["batch", "run", "--input", "a.csv", "--output", "o"])
+    assert args.model == "host:model"

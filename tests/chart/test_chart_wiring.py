@@ -3,6 +3,8 @@ hardening, batch contract. Each assertion reads the rendered YAML, not the templ
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from chart_helpers import (
@@ -148,13 +150,16 @@ def test_probes_and_zero_downtime(sets: tuple[str, ...]) -> None:
             "readinessProbe": "/readyz",
             "livenessProbe": "/livez",
         }
-        sleep = int(c["lifecycle"]["preStop"]["exec"]["command"][1])
+        pre_stop = " ".join(c["lifecycle"]["preStop"]["exec"]["command"])
+        assert 'touch "$SKSERVE_DRAIN_FILE"' in pre_stop
+        sleep = int(re.search(r"sleep (\d+)", pre_stop).group(1))
         longest_request = 5
         assert sleep > 0
         assert pod["terminationGracePeriodSeconds"] > sleep + longest_request
         env = {e["name"]: e.get("value") for e in c["env"]}
         assert env["OMP_NUM_THREADS"] == "1" and env["BENTOML_DO_NOT_TRACK"] == "true"
         assert env["SKSERVE_PORT"] == "3000" and env["SKSERVE_MODEL"]
+        assert env["SKSERVE_DRAIN_FILE"].startswith("/tmp/")  # on the writable scratch volume
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         vols = {v["name"]: v for v in pod["volumes"]}
         for path in ("/tmp", env["BENTOML_HOME"]):

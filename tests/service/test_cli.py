@@ -76,3 +76,31 @@ def test_sigterm_lets_in_flight_requests_finish(trained_model):
             server.proc.kill()
     assert results == [200] * 6
     assert code == 0
+
+
+@pytest.mark.slow
+def test_drain_file_turns_keep_alive_off(trained_model, tmp_path):
+    """Once the preStop hook creates the drain file, responses say `Connection: close`."""
+    import http.client
+
+    from skserve import store
+    from tests.conftest import stop_server
+
+    drain = tmp_path / "draining"
+    server = start_server(trained_model, workers=1,
+                          extra_env={"SKSERVE_DRAIN_FILE": str(drain)})
+    body = json.dumps(example_row(store.get_info(trained_model).schema))
+    try:
+        conn = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=30)
+        conn.request("POST", "/predict", body, {"content-type": "application/json"})
+        first = conn.getresponse()
+        first.read()
+        assert first.status == 200 and first.getheader("connection") != "close"
+        drain.touch()
+        conn.request("POST", "/predict", body, {"content-type": "application/json"})
+        second = conn.getresponse()
+        second.read()
+        assert second.status == 200 and second.getheader("connection") == "close"
+        assert second.getheader("x-model-version") == trained_model
+    finally:
+        stop_server(server)

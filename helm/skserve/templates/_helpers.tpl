@@ -237,6 +237,8 @@ Environment the serving image needs. Call with (dict "root" $ "cfg" $cfg "model"
   value: /opt/skserve/models
 - name: BENTOML_HOME
   value: /home/app/bentoml
+- name: SKSERVE_DRAIN_FILE
+  value: /tmp/skserve-draining
 - name: BENTOML_DO_NOT_TRACK
   value: "true"
 - name: OMP_NUM_THREADS

@@ -191,10 +191,14 @@ def cmd_queue(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- argparse
 
 
-def _scoring_options(p: argparse.ArgumentParser) -> None:
+def _scoring_options(p: argparse.ArgumentParser, *, local: bool) -> None:
     """The Azure ML batch deployment knobs, shared by `run` and `invoke`."""
-    p.add_argument("--model", default=os.environ.get("SKSERVE_MODEL", "demand:latest"),
-                   help="model tag name:version (env SKSERVE_MODEL; default demand:latest)")
+    if local:
+        p.add_argument("--model", default=os.environ.get("SKSERVE_MODEL", "demand:latest"),
+                       help="model tag name:version (env SKSERVE_MODEL; default demand:latest)")
+    else:  # the Job's image holds its own model: keep the template's unless told otherwise
+        p.add_argument("--model", default=None,
+                       help="model tag name:version (default: the chart template's SKSERVE_MODEL)")
     p.add_argument("--mini-batch-size", type=int, default=10_000,
                    help="rows per mini-batch: the unit of retry, resume and progress "
                    "(default 10000)")
@@ -247,7 +251,7 @@ def register(subparsers: Any) -> None:
                      help="a file, a folder (searched recursively) or a glob of .csv/.parquet; "
                      "repeatable")
     run.add_argument("--output", type=Path, required=True, help="output folder")
-    _scoring_options(run)
+    _scoring_options(run, local=True)
     run.add_argument("--instance-count", type=int, default=1,
                      help="instances sharing the input (default 1)")
     run.add_argument("--instance-index", type=int, default=None,
@@ -279,7 +283,7 @@ def register(subparsers: Any) -> None:
     invoke.add_argument("--input", required=True,
                         help="input path on the batch volume, relative to /data/input "
                         "(file, folder or glob)")
-    _scoring_options(invoke)
+    _scoring_options(invoke, local=False)
     invoke.add_argument("--instance-count", type=int, default=1,
                         help="pods (Indexed Job completions) sharing the input (default 1)")
     invoke.add_argument("--template", type=Path,
