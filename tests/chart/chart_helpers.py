@@ -36,35 +36,36 @@ def tool(name: str) -> Path | None:
     return None
 
 
+def required_tool(name: str) -> Path:
+    """The tool's path; a skip when it is missing (a failure under CI, where `make test`
+    installs every tool first and a missing one means the installer broke)."""
+    p = tool(name)
+    if p is None:
+        message = f"{name} not found in {TOOLS_BIN} or {VENV_BIN}: {INSTALL_HINT}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return p
+
+
 @pytest.fixture(scope="session")
 def helm() -> Path:
-    p = tool("helm")
-    if p is None:
-        pytest.skip(f"helm not found in {TOOLS_BIN}: {INSTALL_HINT}")
-    return p
+    return required_tool("helm")
 
 
 @pytest.fixture(scope="session")
 def checkov() -> Path:
-    p = tool("checkov")
-    if p is None:
-        pytest.skip(f"checkov not found in {TOOLS_BIN}: {INSTALL_HINT}")
-    return p
+    return required_tool("checkov")
 
 
 @pytest.fixture(scope="session")
 def kubernetes_validate_cli() -> Path:
-    p = tool("kubernetes-validate")
-    if p is None:
-        pytest.skip(f"kubernetes-validate not found: {INSTALL_HINT}")
-    return p
+    return required_tool("kubernetes-validate")
 
 
 def run_helm(args: list[str]) -> subprocess.CompletedProcess[str]:
-    p = tool("helm")
-    if p is None:
-        pytest.skip(f"helm not found in {TOOLS_BIN}: {INSTALL_HINT}")
-    return subprocess.run([str(p), *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([str(required_tool("helm")), *args], capture_output=True, text=True,
+                          timeout=60)
 
 
 @functools.lru_cache(maxsize=256)
