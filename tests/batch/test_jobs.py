@@ -20,6 +20,7 @@ from skserve.batch.jobs import (
     summarize,
     to_start,
 )
+from tests.chart.chart_helpers import required_tool
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -27,11 +28,8 @@ NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def chart_config_map() -> str:
-    """The batch ConfigMap as `helm template` renders it from helm/skserve (skipped without
-    helm: hack/install-tools.sh installs it)."""
-    helm = REPO / ".tools" / "bin" / "helm"
-    if not helm.exists():
-        pytest.skip("helm not installed (hack/install-tools.sh)")
+    """The batch ConfigMap as `helm template` renders it from helm/skserve."""
+    helm = required_tool("helm")
     return subprocess.run(
         [str(helm), "template", "r1", str(REPO / "helm" / "skserve"), "-n", "skserve",
          "--show-only", "templates/batch-configmap.yaml"],
