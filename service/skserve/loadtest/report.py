@@ -182,11 +182,12 @@ def plot_versions(recorder: VersionRecorder, slo: Slo, out: Path, t0: float) -> 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110,
                                  gridspec_kw={"width_ratios": [3, 2]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (version, points) in enumerate(recorder.series(0.95, 5).items()):
+    series = recorder.series(0.95, 5)
+    for i, (version, points) in enumerate(series.items()):
         if points:
             ax.plot([p[0] - t0 for p in points], [p[1] for p in points],
                     color=colors[i % len(colors)], lw=1.6, label=f"{version} p95")
-    peak = max((p[1] for points in recorder.series(0.95, 5).values() for p in points),
+    peak = max((p[1] for points in series.values() for p in points),
                default=0)
     ax.set_ylim(0, max(peak * 1.1, _slo_line(ax, slo.p95_ms, "p95 SLO", "k", peak)) or None)
     ax.set_xlabel("seconds since start")
