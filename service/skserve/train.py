@@ -35,6 +35,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from .data import Dataset
+from .errors import InvalidInput, TrainingFailed
 from .features import build_preprocessor
 from .schema import FeatureSchema, infer_schema
 
@@ -169,7 +170,7 @@ def chronological_split(dataset: Dataset,
         mask = pd.Series(np.arange(len(frame)) >= int(len(frame) * 0.85), index=frame.index)
     train, holdout = frame[~mask], frame[mask]
     if len(train) < 50 or len(holdout) < 10:
-        raise ValueError(
+        raise InvalidInput(
             f"not enough rows for a hold-out: {len(train)} train / {len(holdout)} hold-out "
             f"(hold-out of {holdout_weeks} weeks)"
         )
@@ -282,7 +283,7 @@ def _select(dataset: Dataset, seed: int, n_iter: int, wide: bool, cv_splits: int
     winner = next(e for e in board if not e.baseline)
     for base in (e for e in board if e.baseline):
         if winner.rmse >= base.rmse:
-            raise RuntimeError(
+            raise TrainingFailed(
                 f"the best model {winner.model} (RMSE {winner.rmse:.4f}) does not beat "
                 f"{base.model} (RMSE {base.rmse:.4f}); refusing to save it"
             )

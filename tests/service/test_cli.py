@@ -30,8 +30,23 @@ def test_unknown_subcommand_fails():
 def test_serve_without_the_model_says_how_to_get_one():
     out = subprocess.run([SKSERVE, "serve", "--model", "nosuch:v9", "--port", "1"],
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0
+    assert out.returncode == 2
     assert "'nosuch:v9' is not in the model store" in out.stderr and "skserve train" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), [
+    (["train", "--target", "y"], 2, "--target needs --data FILE"),
+    (["train", "--data", "/nonexistent.csv", "--target", "y"], 2, "data file not found"),
+    (["batch", "run", "--input", "/nonexistent", "--output", "/tmp/x", "--model", "no:v1"], 2,
+     "is not in the model store"),
+])
+def test_user_errors_are_one_line_with_their_exit_code(argv, code, message):
+    """Typed errors (skserve.errors) map to exit codes in one place; no traceback."""
+    out = subprocess.run([SKSERVE, *argv], capture_output=True, text=True, timeout=60)
+    assert out.returncode == code, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
 
 
 def test_models_lists_the_trained_model(trained_model):

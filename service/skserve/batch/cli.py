@@ -9,15 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli import THREAD_ENV
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from ..console import say as _say
+from ..console import set_thread_env
 
 
 def _emit(args: argparse.Namespace, doc: Any) -> None:
@@ -31,8 +27,7 @@ def _env_int(name: str, default: int) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    for key, value in THREAD_ENV.items():  # before scikit-learn loads
-        os.environ.setdefault(key, value)
+    set_thread_env()  # before scikit-learn loads
     from .run import EXIT_THRESHOLD, RunOptions, ThresholdExceeded, run_job
 
     index = args.instance_index

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ..errors import InvalidInput
 from .plan import ScoringOptions
 
 BATCH_LABEL = "skserve.io/batch"
@@ -53,7 +54,7 @@ def load_template(text: str) -> tuple[dict[str, Any], int]:
     for doc in docs:
         if doc.get("kind") == "Job":
             return doc, 1
-    raise ValueError("no batch ConfigMap (data.job.yaml) or Job manifest in the template")
+    raise InvalidInput("no batch ConfigMap (data.job.yaml) or Job manifest in the template")
 
 
 def config_map_template(config_map: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -61,14 +62,14 @@ def config_map_template(config_map: dict[str, Any]) -> tuple[dict[str, Any], int
     data = config_map.get("data") or {}
     job = yaml.safe_load(data["job.yaml"])
     if not isinstance(job, dict) or job.get("kind") != "Job":
-        raise ValueError("the batch ConfigMap's job.yaml is not a Job manifest")
+        raise InvalidInput("the batch ConfigMap's job.yaml is not a Job manifest")
     try:
         max_jobs = int(data.get("maxConcurrentJobs", "1"))
     except ValueError as exc:
-        raise ValueError(f"maxConcurrentJobs is not an integer: {data['maxConcurrentJobs']!r}"
+        raise InvalidInput(f"maxConcurrentJobs is not an integer: {data['maxConcurrentJobs']!r}"
                          ) from exc
     if max_jobs < 1:
-        raise ValueError(f"maxConcurrentJobs must be at least 1, got {max_jobs}")
+        raise InvalidInput(f"maxConcurrentJobs must be at least 1, got {max_jobs}")
     return job, max_jobs
 
 
@@ -89,9 +90,9 @@ def data_path(spec: str, folder: str) -> str:
     if spec.startswith(DATA_ROOT + "/"):
         return spec
     if spec.startswith("/"):
-        raise ValueError(f"{spec}: absolute paths must be on the batch volume ({DATA_ROOT}/...)")
+        raise InvalidInput(f"{spec}: absolute paths must be on the batch volume ({DATA_ROOT}/...)")
     if ".." in spec.split("/"):
-        raise ValueError(f"{spec}: '..' is not allowed")
+        raise InvalidInput(f"{spec}: '..' is not allowed")
     return f"{DATA_ROOT}/{folder}/{spec}".rstrip("/")
 
 
@@ -120,7 +121,7 @@ def build_job(template: dict[str, Any], options: InvokeOptions, *, name: str, su
     """The Job to create for one invocation: the template with its name, args, instance
     count, queue state and invocation time set. The template is not modified."""
     if options.instance_count < 1:
-        raise ValueError("--instance-count must be at least 1")
+        raise InvalidInput("--instance-count must be at least 1")
     job = copy.deepcopy(template)
     meta = job.setdefault("metadata", {})
     meta.pop("generateName", None)
@@ -144,7 +145,7 @@ def build_job(template: dict[str, Any], options: InvokeOptions, *, name: str, su
     containers = pod.get("containers") or []
     container = next((c for c in containers if c.get("name") == CONTAINER), None)
     if container is None:
-        raise ValueError(f"the Job template has no container named {CONTAINER!r}")
+        raise InvalidInput(f"the Job template has no container named {CONTAINER!r}")
     container["args"] = job_args(options, name)
     if options.model:
         env = [e for e in container.get("env", []) if e.get("name") != "SKSERVE_MODEL"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..errors import InvalidInput, Unavailable
 from . import jobs
 
 
@@ -21,7 +22,7 @@ class Cluster:
             try:
                 config.load_kube_config(context=context)
             except config.ConfigException as exc:
-                raise RuntimeError(f"no Kubernetes configuration: {exc}") from exc
+                raise Unavailable(f"no Kubernetes configuration: {exc}") from exc
         self.namespace = namespace
         self.release = release
         self.api = client.ApiClient()
@@ -43,7 +44,7 @@ class Cluster:
         for cm in found.items:
             if cm.metadata.name.endswith("-batch") and "job.yaml" in (cm.data or {}):
                 return jobs.config_map_template(self._plain(cm))
-        raise LookupError(f"no batch ConfigMap for release {self.release!r} in namespace "
+        raise InvalidInput(f"no batch ConfigMap for release {self.release!r} in namespace "
                           f"{self.namespace!r} (is batch.enabled set in the chart?)")
 
     def list_jobs(self) -> list[jobs.JobSummary]:

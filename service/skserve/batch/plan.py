@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..errors import InvalidInput
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScoringOptions:
@@ -57,7 +59,7 @@ def plan_minibatches(files: list[InputFile], mini_batch_size: int) -> list[MiniB
     (file, row number) come straight from its bounds.
     """
     if mini_batch_size < 1:
-        raise ValueError(f"mini_batch_size must be at least 1, got {mini_batch_size}")
+        raise InvalidInput(f"mini_batch_size must be at least 1, got {mini_batch_size}")
     batches: list[MiniBatch] = []
     for f in files:
         for start in range(0, f.rows, mini_batch_size):
@@ -70,9 +72,9 @@ def shard_range(total: int, instance_count: int, instance_index: int) -> range:
     """The contiguous block of mini-batch indexes instance `instance_index` of `instance_count`
     scores. Blocks differ in size by at most one, never overlap and together cover 0..total."""
     if instance_count < 1:
-        raise ValueError(f"instance_count must be at least 1, got {instance_count}")
+        raise InvalidInput(f"instance_count must be at least 1, got {instance_count}")
     if not 0 <= instance_index < instance_count:
-        raise ValueError(f"instance_index must be in 0..{instance_count - 1}, "
+        raise InvalidInput(f"instance_index must be in 0..{instance_count - 1}, "
                          f"got {instance_index}")
     return range(total * instance_index // instance_count,
                  total * (instance_index + 1) // instance_count)

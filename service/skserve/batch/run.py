@@ -35,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import InputNotFound, InvalidInput, JobFailed
 from . import output as out
 from .plan import (
     InputFile,
@@ -67,21 +68,21 @@ class RunOptions(ScoringOptions):
 
     def validate(self) -> None:
         if self.output_action not in OUTPUT_ACTIONS:
-            raise ValueError(f"--output-action must be one of {OUTPUT_ACTIONS}")
+            raise InvalidInput(f"--output-action must be one of {OUTPUT_ACTIONS}")
         if not self.output_file_name.lower().endswith((".csv", ".parquet")):
-            raise ValueError("--output-file-name must end in .csv or .parquet")
+            raise InvalidInput("--output-file-name must end in .csv or .parquet")
         if "/" in self.output_file_name:
-            raise ValueError("--output-file-name is a file name, not a path")
+            raise InvalidInput("--output-file-name is a file name, not a path")
         for name in ("mini_batch_size", "max_concurrency_per_instance", "instance_count"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+                raise InvalidInput(f"--{name.replace('_', '-')} must be at least 1")
         if self.max_retries < 0:
-            raise ValueError("--max-retries must be 0 or more")
+            raise InvalidInput("--max-retries must be 0 or more")
         if self.error_threshold < -1:
-            raise ValueError("--error-threshold must be -1 (ignore failures) or 0 or more")
+            raise InvalidInput("--error-threshold must be -1 (ignore failures) or 0 or more")
 
 
-class ThresholdExceeded(RuntimeError):
+class ThresholdExceeded(JobFailed):
     """More rows failed than --error-threshold allows."""
 
 
@@ -102,13 +103,13 @@ def resolve_inputs(inputs: list[str]) -> list[Path]:
             found.update(Path(p) for p in glob.glob(spec, recursive=True)
                          if Path(p).is_file() and Path(p).suffix.lower() in SUFFIXES)
         else:
-            raise FileNotFoundError(f"input not found: {spec}")
+            raise InputNotFound(f"input not found: {spec}")
     files = sorted(found, key=str)
     if not files:
-        raise FileNotFoundError(f"no .csv or .parquet files in {inputs}")
+        raise InputNotFound(f"no .csv or .parquet files in {inputs}")
     for f in files:
         if f.suffix.lower() not in SUFFIXES:
-            raise ValueError(f"{f}: unsupported file type (use .csv or .parquet)")
+            raise InvalidInput(f"{f}: unsupported file type (use .csv or .parquet)")
     return files
 
 
@@ -194,7 +195,7 @@ def _csv_minibatches(path: Path, wanted: list[MiniBatch], dtypes: dict[str, Any]
 def _keys(mb: MiniBatch, frame: pd.DataFrame, id_column: str | None) -> dict[str, Any]:
     if id_column:
         if id_column not in frame.columns:
-            raise ValueError(f"{mb.file}: id column {id_column!r} not found "
+            raise InvalidInput(f"{mb.file}: id column {id_column!r} not found "
                              f"(columns: {list(frame.columns)})")
         return {id_column: frame[id_column].astype(str).to_numpy(dtype=object)}
     return {"file": np.full(mb.rows, mb.file, dtype=object),
@@ -249,11 +250,11 @@ class Reporter:
             )
             from rich.progress import Progress as Bar
 
-            from ..cli import _stderr_console
+            from ..console import stderr_console
 
             self._bar = Bar(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                            console=_stderr_console(), transient=True)
+                            console=stderr_console(), transient=True)
             self._bar.start()
             self._task = self._bar.add_task("rows", total=total_rows, rate="")
 
@@ -360,7 +361,7 @@ def run_job(opts: RunOptions, say: Callable[[str], None] | None = None) -> dict[
     if state_file.exists():
         previous = out.read_json(state_file)
         if previous["fingerprint"] != fingerprint:
-            raise ValueError(
+            raise InvalidInput(
                 f"{job.dir} holds a different job (other inputs, model or options: plan "
                 f"{previous['fingerprint'][:12]} vs {fingerprint[:12]}); use another --output "
                 "or delete that folder")
@@ -605,7 +606,7 @@ def try_merge(root: Path, output_file_name: str | None = None,
     time may both merge; each writes the same bytes and renames atomically."""
     dirs = shard_dirs(root)
     if not dirs:
-        raise FileNotFoundError(f"no shard folders (shard-*-of-*) in {root}")
+        raise InputNotFound(f"no shard folders (shard-*-of-*) in {root}")
     count = int(dirs[0].name.rsplit("-", 1)[1])
     results = []
     for i in range(count):

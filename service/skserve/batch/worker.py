@@ -4,7 +4,6 @@ concurrency 1 and in each pool process above that (each loads the model once).""
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 import time
@@ -16,10 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..cli import THREAD_ENV
+from ..console import set_thread_env
 
-for _key, _value in THREAD_ENV.items():  # before scikit-learn loads OpenMP in a pool process
-    os.environ.setdefault(_key, _value)
+set_thread_env()  # before scikit-learn loads OpenMP in a pool process
 
 from .validate import check_frame  # noqa: E402
 

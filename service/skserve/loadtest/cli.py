@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..console import say as _say
+from ..errors import InvalidInput
 from .schedules import DEFAULT_DURATION_S, SHAPES, parse_duration
 
 EPILOG = """\
@@ -143,10 +145,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_loadtest)
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _run_worker(args: argparse.Namespace) -> int:
     """A worker process only: no report, no gate (the master has them)."""
     from .harness import BUNDLED_LOCUSTFILE, locust_command
@@ -170,9 +168,9 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
     parse_mix(args.mix)  # fail early on a bad mix, before any process starts
     if args.users < 1:
-        raise ValueError("--users must be at least 1")
+        raise InvalidInput("--users must be at least 1")
     if args.batch_rows < 1:
-        raise ValueError("--batch-rows must be at least 1")
+        raise InvalidInput("--batch-rows must be at least 1")
     if args.role == "worker":
         return _run_worker(args)
     slo = Slo.from_env(p95_ms=args.slo_p95_ms, p99_ms=args.slo_p99_ms,

@@ -48,6 +48,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..errors import InvalidInput, Unavailable
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # A gevent Locust process uses one core at most; above this share its own CPU limits the rps.
@@ -74,7 +76,7 @@ def taskset_prefix(cores: Sequence[int] | None) -> list[str]:
         return []
     exe = shutil.which("taskset")
     if exe is None:
-        raise RuntimeError("taskset not found (apt-get install util-linux) but cores were given")
+        raise Unavailable("taskset not found (apt-get install util-linux) but cores were given")
     return [exe, "-c", ",".join(str(c) for c in cores)]
 
 
@@ -126,7 +128,7 @@ def wait_ready(url: str, timeout_s: float, proc: subprocess.Popen | None = None,
     deadline = start + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode} before {url} "
+            raise Unavailable(f"server exited with code {proc.returncode} before {url} "
                                "was ready")
         try:
             with urllib.request.urlopen(url, timeout=1.0) as resp:
@@ -135,7 +137,7 @@ def wait_ready(url: str, timeout_s: float, proc: subprocess.Popen | None = None,
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         time.sleep(interval_s)
-    raise RuntimeError(f"{url} not ready after {timeout_s:g} s")
+    raise Unavailable(f"{url} not ready after {timeout_s:g} s")
 
 
 def start_server(argv: Sequence[str], *, port: int | None = None, host: str = "127.0.0.1",
@@ -169,7 +171,7 @@ def start_server(argv: Sequence[str], *, port: int | None = None, host: str = "1
     except RuntimeError as exc:
         stop_process(proc, 5)
         tail = log_path.read_text(errors="replace")[-2000:] if log_path else ""
-        raise RuntimeError(f"{exc}\n{' '.join(full)}\n{tail}") from exc
+        raise Unavailable(f"{exc}\n{' '.join(full)}\n{tail}") from exc
     return Server(full, url, port, proc, time.monotonic() - start, log_path)
 
 
@@ -332,7 +334,7 @@ def parse_stats_csv(path: Path) -> dict[str, dict[str, Any]]:
                 "max_ms": _num(row["Max Response Time"]) if n else None,
             }
     if "Aggregated" not in rows:
-        raise ValueError(f"{path}: no Aggregated row (not a Locust stats CSV?)")
+        raise InvalidInput(f"{path}: no Aggregated row (not a Locust stats CSV?)")
     return rows
 
 
@@ -489,10 +491,10 @@ def run_locust(host: str, *, users: int, duration_s: float, out_dir: Path,
     stats_path = Path(f"{prefix}_stats.csv")
     if not stats_path.exists():
         tail = log_path.read_text(errors="replace")[-3000:] if quiet else ""
-        raise RuntimeError(f"Locust wrote no stats (exit code {main.returncode}, "
+        raise Unavailable(f"Locust wrote no stats (exit code {main.returncode}, "
                            f"log {log_path}){chr(10) + tail if tail else ''}")
     if timed_out:
-        raise RuntimeError(f"Locust did not finish within {timeout_s:g} s; killed it "
+        raise Unavailable(f"Locust did not finish within {timeout_s:g} s; killed it "
                            f"(log {log_path})")
     import json
 

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidInput
+
 POOL_SIZE = 1024
 
 
@@ -81,14 +83,14 @@ def rows_from_file(path: Path, features: Sequence[str] | None = None) -> list[di
     elif suffix in (".parquet", ".pq"):
         frame = pd.read_parquet(path)
     else:
-        raise ValueError(f"{path}: sample file must be .csv or .parquet, not {suffix!r}")
+        raise InvalidInput(f"{path}: sample file must be .csv or .parquet, not {suffix!r}")
     if features is not None:
         missing = [f for f in features if f not in frame.columns]
         if missing:
-            raise ValueError(f"{path}: sample file lacks feature column(s) {missing}")
+            raise InvalidInput(f"{path}: sample file lacks feature column(s) {missing}")
         frame = frame[list(features)]
     if frame.empty:
-        raise ValueError(f"{path}: sample file has no rows")
+        raise InvalidInput(f"{path}: sample file has no rows")
     return [{k: _json_safe(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
@@ -97,7 +99,7 @@ class RowPool:
 
     def __init__(self, rows: Sequence[Mapping[str, Any]], seed: int | None = None):
         if not rows:
-            raise ValueError("a row pool needs at least one row")
+            raise InvalidInput("a row pool needs at least one row")
         self.rows = list(rows)
         self.encoded = [json.dumps(r, separators=(",", ":")).encode() for r in self.rows]
         self.rng = random.Random(seed)
@@ -107,7 +109,7 @@ class RowPool:
                     size: int = POOL_SIZE) -> RowPool:
         """`size` rows sampled from the schema with an RNG seeded by `seed`."""
         if not features:
-            raise ValueError("the schema has no features to sample")
+            raise InvalidInput("the schema has no features to sample")
         rng = random.Random(seed)
         return cls([sample_row(features, rng) for _ in range(size)], seed)
 
@@ -138,14 +140,14 @@ def parse_mix(text: str) -> dict[str, float]:
         name, sep, value = part.partition("=")
         name = name.strip().lstrip("/")
         if not sep or name not in known:
-            raise ValueError(f"bad mix entry {part!r}: use e.g. predict=0.8,predict_batch=0.2")
+            raise InvalidInput(f"bad mix entry {part!r}: use e.g. predict=0.8,predict_batch=0.2")
         try:
             weights[name] = float(value)
         except ValueError as exc:
-            raise ValueError(f"bad mix weight {value!r} for {name}") from exc
+            raise InvalidInput(f"bad mix weight {value!r} for {name}") from exc
         if weights[name] < 0:
-            raise ValueError(f"mix weight for {name} must not be negative")
+            raise InvalidInput(f"mix weight for {name} must not be negative")
     total = sum(weights.values())
     if total <= 0:
-        raise ValueError(f"mix {text!r} has no positive weight")
+        raise InvalidInput(f"mix {text!r} has no positive weight")
     return {k: weights.get(k, 0.0) / total for k in known}

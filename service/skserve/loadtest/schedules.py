@@ -10,6 +10,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from ..errors import InvalidInput
+
 SHAPES = ("steady", "ramp", "spike", "step", "soak")
 # The longest run any shape accepts (a soak test of a day is long enough to see a leak).
 MAX_DURATION_S = 24 * 3600.0
@@ -32,11 +34,11 @@ def parse_duration(text: str | float | int) -> float:
     else:
         match = _DURATION.match(text)
         if not text.strip() or match is None or not any(match.groups()):
-            raise ValueError(f"bad duration {text!r}: use e.g. 30s, 2m, 1h30m or seconds")
+            raise InvalidInput(f"bad duration {text!r}: use e.g. 30s, 2m, 1h30m or seconds")
         h, m, s = (float(g) if g else 0.0 for g in match.groups())
         seconds = h * 3600 + m * 60 + s
     if not 0 < seconds <= MAX_DURATION_S:
-        raise ValueError(f"duration must be more than 0 s and at most {MAX_DURATION_S:.0f} s, "
+        raise InvalidInput(f"duration must be more than 0 s and at most {MAX_DURATION_S:.0f} s, "
                          f"got {seconds:g} s")
     return seconds
 
@@ -53,16 +55,16 @@ class ShapeSpec:
 
     def __post_init__(self) -> None:
         if self.name not in SHAPES:
-            raise ValueError(f"unknown shape {self.name!r}; choose one of {', '.join(SHAPES)}")
+            raise InvalidInput(f"unknown shape {self.name!r}; choose one of {', '.join(SHAPES)}")
         if self.users < 1:
-            raise ValueError(f"users must be at least 1, got {self.users}")
+            raise InvalidInput(f"users must be at least 1, got {self.users}")
         if self.spawn_rate <= 0:
-            raise ValueError(f"spawn rate must be positive, got {self.spawn_rate}")
+            raise InvalidInput(f"spawn rate must be positive, got {self.spawn_rate}")
         if not 0 < self.duration_s <= MAX_DURATION_S:
-            raise ValueError(f"duration must be in (0, {MAX_DURATION_S:.0f}] s, "
+            raise InvalidInput(f"duration must be in (0, {MAX_DURATION_S:.0f}] s, "
                              f"got {self.duration_s}")
         if self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
+            raise InvalidInput(f"steps must be at least 1, got {self.steps}")
 
 
 def schedule(spec: ShapeSpec, t: float) -> tuple[int, float] | None:

@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..errors import InvalidInput
+
 ENV = {"p95_ms": "SKSERVE_SLO_P95_MS", "p99_ms": "SKSERVE_SLO_P99_MS",
        "max_failure_ratio": "SKSERVE_SLO_MAX_FAILURE_RATIO"}
 
@@ -26,10 +28,10 @@ class Slo:
         for name in ("p95_ms", "p99_ms"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ValueError(f"SLO {name} must be positive, got {value}")
+                raise InvalidInput(f"SLO {name} must be positive, got {value}")
         r = self.max_failure_ratio
         if r is not None and not 0 <= r <= 1:
-            raise ValueError(f"SLO max_failure_ratio must be in [0, 1], got {r}")
+            raise InvalidInput(f"SLO max_failure_ratio must be in [0, 1], got {r}")
 
     @property
     def empty(self) -> bool:
@@ -48,7 +50,7 @@ class Slo:
                 try:
                     values[key] = float(env[var])
                 except ValueError as exc:
-                    raise ValueError(f"{var}={env[var]!r} is not a number") from exc
+                    raise InvalidInput(f"{var}={env[var]!r} is not a number") from exc
             else:
                 values[key] = None
         return cls(**values)
