@@ -47,6 +47,17 @@ class ModelInfo:
     def schema(self) -> FeatureSchema:
         return FeatureSchema.from_dict(self.metadata["schema"])
 
+    @property
+    def task(self) -> str:
+        """`regression` or `classification` (models saved before tasks existed: regression)."""
+        return str(self.metadata.get("task", "regression"))
+
+    @property
+    def classes(self) -> list[Any]:
+        """A classifier's labels in the order of its `predict_proba` columns (JSON types);
+        empty for a regressor."""
+        return list(self.metadata.get("classes") or [])
+
 
 def _info(model: bentoml.Model) -> ModelInfo:
     return ModelInfo(model.tag.name, str(model.tag.version), dict(model.info.labels),
