@@ -75,8 +75,23 @@ def test_rules_use_known_metrics() -> None:
 def test_chart_rules_are_scoped_to_the_release() -> None:
     for r in chart_rules():
         assert 'namespace="skserve"' in r["expr"], r["alert"]
-    hpa = next(r for r in chart_rules() if r["alert"] == "SkserveReplicasAtMax")
-    assert 'horizontalpodautoscaler=~"r1-skserve-.*"' in hpa["expr"]
+
+
+
+def test_replicas_at_max_watches_exactly_the_release_hpas() -> None:
+    """The HPA matcher lists the slot HPAs by name: a prefix regex would miss names that
+    were shortened with a hash (long release names) and catch other releases' HPAs."""
+    objs = render("monitoring.prometheusRule.enabled=true", "slots.green.enabled=true")
+    (rule,) = find(objs, "PrometheusRule")
+    (hpa,) = [r for g in rule["spec"]["groups"] for r in g["rules"]
+              if r["alert"] == "SkserveReplicasAtMax"]
+    names = sorted(h["metadata"]["name"] for h in find(objs, "HorizontalPodAutoscaler"))
+    assert names == ["r1-skserve-blue", "r1-skserve-green"]
+    matchers = set(re.findall(r'horizontalpodautoscaler=~"([^"]*)"', hpa["expr"]))
+    assert len(matchers) == 1
+    (regex,) = matchers
+    assert sorted(n for n in names if re.fullmatch(regex, n)) == names
+    assert not re.fullmatch(regex, "r1-skserve-loadtest-worker")
 
 
 @pytest.mark.skipif(

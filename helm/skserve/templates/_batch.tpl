@@ -1,6 +1,6 @@
 {{/*
 The batch/v1 Job manifest `skserve batch` creates Jobs from (key job.yaml of the
-<fullname>-batch ConfigMap). The CLI replaces the container's args per invocation, sets
+<fullname>-batch ConfigMap, see _names.tpl). The CLI replaces the container's args per invocation, sets
 completions/parallelism from its options, and creates the Job suspended when
 maxConcurrentJobs are already running.
 */}}
@@ -11,7 +11,7 @@ maxConcurrentJobs are already running.
 apiVersion: batch/v1
 kind: Job
 metadata:
-  generateName: {{ include "skserve.fullname" . }}-batch-
+  generateName: {{ include "skserve.batchJobPrefix" . }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "skserve.labels" . | nindent 4 }}
@@ -48,7 +48,7 @@ spec:
         {{- include "skserve.podSecurityContext" . | nindent 8 }}
       containers:
         - name: batch
-          image: "{{ $cfg.image.repository }}:{{ $cfg.image.tag }}"
+          image: {{ include "skserve.imageRef" $cfg.image | quote }}
           imagePullPolicy: {{ $cfg.image.pullPolicy }}
           command: ["skserve"]
           args: ["batch", "run", "--input", "/data/input", "--output", "/data/output"]

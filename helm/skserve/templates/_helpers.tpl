@@ -6,22 +6,6 @@ Chart name, truncated to 63 characters (the DNS label limit).
 {{- end }}
 
 {{/*
-Fully qualified app name. Slot objects append "-<slot>", so keep room: 63 - 1 - 20 = 42.
-*/}}
-{{- define "skserve.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 42 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 42 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 42 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{/*
 Chart label value: name-version.
 */}}
 {{- define "skserve.chart" -}}
@@ -72,36 +56,6 @@ skserve.io/model-version: {{ .cfg.modelVersion | quote }}
 {{- end }}
 
 {{/*
-Name of one slot's objects: <fullname>-<slot>.
-*/}}
-{{- define "skserve.slotFullname" -}}
-{{- printf "%s-%s" (include "skserve.fullname" .root) .slot | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-Names of the other objects.
-*/}}
-{{- define "skserve.stableServiceName" -}}
-{{- include "skserve.fullname" . }}
-{{- end }}
-{{- define "skserve.previewServiceName" -}}
-{{- printf "%s-preview" (include "skserve.fullname" .) }}
-{{- end }}
-{{- define "skserve.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "skserve.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
-{{- end }}
-{{- end }}
-{{- define "skserve.rolloutServiceAccountName" -}}
-{{- default (printf "%s-rollout" (include "skserve.fullname" .)) .Values.rolloutController.serviceAccount.name }}
-{{- end }}
-{{- define "skserve.batchPvcName" -}}
-{{- default (printf "%s-batch-data" (include "skserve.fullname" .)) .Values.batch.persistence.existingClaim }}
-{{- end }}
-
-{{/*
 Effective configuration of one slot: .Values.slotDefaults overlaid with the slot's own keys.
 Map-valued keys (autoscaling, podDisruptionBudget, image, ...) are merged one level deep,
 key by key, so a slot can set `autoscaling.enabled: false` or `replicas: 0` (sprig's merge
@@ -126,6 +80,7 @@ Call with (dict "root" $ "slot" $name).
 {{- if not $cfg.image.repository }}{{ $_ := set $cfg.image "repository" $root.Values.image.repository }}{{ end }}
 {{- if not $cfg.image.tag }}{{ $_ := set $cfg.image "tag" (toString $cfg.modelVersion) }}{{ end }}
 {{- if not $cfg.image.pullPolicy }}{{ $_ := set $cfg.image "pullPolicy" $root.Values.image.pullPolicy }}{{ end }}
+{{- if not $cfg.image.digest }}{{ $_ := set $cfg.image "digest" ($root.Values.image.digest | default "") }}{{ end }}
 {{- /* Replicas the rollout implies: with the service router and the canary strategy the
        traffic split is the replica ratio, so the weights decide each slot's replicas. */}}
 {{- $w := include "skserve.slotWeight" (dict "root" $root "slot" .slot) | int }}
@@ -170,41 +125,6 @@ Call with (dict "root" $ "slot" $name).
 {{- else if and $r.previewSlot (eq .slot $r.previewSlot) (eq $r.strategy "canary") }}
 {{- $r.weights.preview | int }}
 {{- else }}0{{ end }}
-{{- end }}
-
-{{/*
-Cross-field checks the JSON schema cannot express. Included by every template that depends
-on them, so `helm lint` and `helm template` fail with a message naming the field.
-*/}}
-{{- define "skserve.validate" -}}
-{{- $r := .Values.rollout }}
-{{- $enabled := include "skserve.enabledSlots" . | fromYamlArray }}
-{{- if not (has $r.activeSlot $enabled) }}
-{{- fail (printf "rollout.activeSlot: %q is not an enabled slot (enabled slots: %s)" $r.activeSlot (join ", " $enabled)) }}
-{{- end }}
-{{- if $r.previewSlot }}
-{{- if not (has $r.previewSlot $enabled) }}
-{{- fail (printf "rollout.previewSlot: %q is not an enabled slot (enabled slots: %s)" $r.previewSlot (join ", " $enabled)) }}
-{{- end }}
-{{- if eq $r.previewSlot $r.activeSlot }}
-{{- fail (printf "rollout.previewSlot: must differ from rollout.activeSlot (both %q)" $r.activeSlot) }}
-{{- end }}
-{{- end }}
-{{- if eq $r.strategy "canary" }}
-{{- $sum := add ($r.weights.active | int) ($r.weights.preview | int) }}
-{{- if ne (int $sum) 100 }}
-{{- fail (printf "rollout.weights: active + preview must add up to 100, got %d + %d" ($r.weights.active | int) ($r.weights.preview | int)) }}
-{{- end }}
-{{- if and (not $r.previewSlot) (gt ($r.weights.preview | int) 0) }}
-{{- fail "rollout.weights.preview: set rollout.previewSlot to the canary slot, or give the preview weight 0" }}
-{{- end }}
-{{- end }}
-{{- if and $r.mirror.enabled (not (has $r.mirror.slot $enabled)) }}
-{{- fail (printf "rollout.mirror.slot: %q is not an enabled slot" $r.mirror.slot) }}
-{{- end }}
-{{- if and $r.mirror.enabled (ne $r.router "gatewayAPI") }}
-{{- fail "rollout.mirror.enabled: request mirroring needs rollout.router=gatewayAPI" }}
-{{- end }}
 {{- end }}
 
 {{/*
