@@ -1,6 +1,6 @@
 """`skserve`: one command for training, serving, batch scoring and load testing.
 
-Human summaries go to stderr; `--json` puts machine output on stdout.
+Human summaries go to stderr; listings (`skserve models`) and `--json` output go to stdout.
 """
 
 from __future__ import annotations
@@ -9,11 +9,15 @@ import argparse
 import json
 import os
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import TextIO
 
 from . import __version__
-from .console import say, set_thread_env, stderr_console
+from .console import print_table, say, set_thread_env, stderr_console
 from .errors import InvalidInput, ModelNotFound, SkserveError
 
 
@@ -51,22 +55,41 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _search_with_progress(dataset, args: argparse.Namespace):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .train import candidates, select_model
 
-    total = sum(1 for _ in candidates(args.seed, args.n_iter, args.wide)) + 1
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                  "{task.total}"), TimeElapsedColumn(), console=stderr_console(),
-                  transient=True) as progress:
-        task = progress.add_task("searching", total=total)
-
-        def step(label: str) -> None:
-            progress.update(task, advance=1, description=label[:70])
-
-        progress.update(task, advance=-1)
+    total = sum(1 for _ in candidates(args.seed, args.n_iter, args.wide)) + 1  # + the refit
+    with search_progress(total, sys.stderr) as step:
         return select_model(dataset, seed=args.seed, n_iter=args.n_iter, wide=args.wide,
                             holdout_weeks=args.holdout_weeks, on_step=step)
+
+
+@contextmanager
+def search_progress(total: int, stream: TextIO) -> Iterator[Callable[[str], None]]:
+    """Yield the `on_step` callback of the model search (called as each of `total` steps
+    starts). On a terminal: a rich progress bar. Anywhere else (a log, a pipe, CI): one plain
+    line per step with the seconds since the search started, so a log shows it moving."""
+    start = time.monotonic()
+    if stream.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                      console=Console(file=stream), transient=True) as progress:
+            task = progress.add_task("searching", total=total, completed=-1)
+            yield lambda label: progress.update(task, advance=1, description=label[:70])
+        return
+    started = 0
+
+    def step(label: str) -> None:
+        nonlocal started
+        started += 1
+        print(f"search {started}/{total} at {time.monotonic() - start:.1f} s: {label}",
+              file=stream, flush=True)
+
+    yield step
+    print(f"search done: {started} steps in {time.monotonic() - start:.1f} s", file=stream,
+          flush=True)
 
 
 def _print_leaderboard(selection) -> None:
@@ -134,11 +157,20 @@ def cmd_models(args: argparse.Namespace) -> int:
                      "trained_at": meta.get("trained_at")})
     if args.json:
         print(json.dumps(rows))
-    else:
-        for row in rows:
-            say(f"{row['model']:40} {row['family'] or '':24} RMSE {row['rmse']}  "
-                 f"{row['trained_at']}")
+        return 0
+    if not rows:
+        say("no models in the store; train one: skserve train")
+        return 0
+    print_table(("MODEL", "FAMILY", "RMSE", "TRAINED"),
+                [(r["model"], r["family"] or "-", _round(r["rmse"]), r["trained_at"] or "-")
+                 for r in sorted(rows, key=lambda r: r["model"])])
     return 0
+
+
+def _round(value: float | None) -> str:
+    """A metric to 4 significant digits (0.2583, 12.35, 1235): more than a hold-out score
+    can tell apart, and short enough to scan down a column."""
+    return "-" if value is None else f"{value:.4g}"
 
 
 def build_parser() -> argparse.ArgumentParser:

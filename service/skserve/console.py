@@ -1,6 +1,6 @@
 """What every command shares for talking to people and for process setup.
 
-Human messages go to stderr (so stdout stays for machine output and listings); the thread
+Human messages go to stderr and listings to stdout (so they can be piped); the thread
 environment is set before numpy and scikit-learn load OpenMP.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 # One BLAS/OpenMP thread per process: on a shared or CPU-limited machine a thread per core
@@ -33,3 +34,12 @@ def stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True, width=None if sys.stderr.isatty() else 110)
+
+
+def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A listing on stdout, like `kubectl get`: a header row and columns aligned with two
+    spaces, so `| grep`, `| sort` and `column`-style tools work on it."""
+    lines = [[str(c) for c in header], *([str(c) for c in row] for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())

@@ -69,8 +69,8 @@ def run_helm(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _render(sets: tuple[str, ...], values_files: tuple[str, ...]) -> str:
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+def _render(sets: tuple[str, ...], values_files: tuple[str, ...], release: str = RELEASE) -> str:
+    args = ["template", release, str(CHART), "--namespace", NAMESPACE]
     for f in values_files:
         args += ["-f", f]
     for s in sets:
@@ -81,23 +81,23 @@ def _render(sets: tuple[str, ...], values_files: tuple[str, ...]) -> str:
     return proc.stdout
 
 
-def render_text(*sets: str, values_files: tuple[str, ...] = ()) -> str:
-    return _render(tuple(sets), tuple(values_files))
+def render_text(*sets: str, values_files: tuple[str, ...] = (), release: str = RELEASE) -> str:
+    return _render(tuple(sets), tuple(values_files), release)
 
 
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed(sets: tuple[str, ...], values_files: tuple[str, ...]) -> list[dict]:
-    return [d for d in yaml.load_all(_render(sets, values_files), Loader=Loader) if d]
+def _parsed(sets: tuple[str, ...], values_files: tuple[str, ...], release: str) -> list[dict]:
+    return [d for d in yaml.load_all(_render(sets, values_files, release), Loader=Loader) if d]
 
 
-def render(*sets: str, values_files: tuple[str, ...] = ()) -> list[dict]:
+def render(*sets: str, values_files: tuple[str, ...] = (), release: str = RELEASE) -> list[dict]:
     """`helm template` the chart with --set flags; return the objects (test hooks included).
 
     Cached per arguments; each call gets its own copy, so tests may mutate what they get."""
-    return copy.deepcopy(_parsed(tuple(sets), tuple(values_files)))
+    return copy.deepcopy(_parsed(tuple(sets), tuple(values_files), release))
 
 
 def find(objs: list[dict], kind: str, name: str | None = None) -> list[dict]:
@@ -114,7 +114,7 @@ def one(objs: list[dict], kind: str, name: str) -> dict:
 
 def batch_job(objs: list[dict]) -> dict:
     """The Job manifest shipped in the batch ConfigMap (the batch CLI's template)."""
-    cm = one(objs, "ConfigMap", f"{FULLNAME}-batch")
+    (cm,) = [o for o in find(objs, "ConfigMap") if "job.yaml" in o.get("data", {})]
     return yaml.safe_load(cm["data"]["job.yaml"])
 
 

@@ -73,6 +73,9 @@ def test_bad_values_cover_the_issue_cases() -> None:
         "unknown-key",
         "cpu-target-0",
         "cpu-target-101",
+        "pdb-max-unavailable-0-percent",
+        "rolling-update-zero-surge-zero-percent",
+        "request-above-limit",
     } <= names
 
 

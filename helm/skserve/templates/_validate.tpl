@@ -32,8 +32,8 @@ on them, so `helm lint` and `helm template` fail with a message naming the field
 {{- fail "rollout.mirror.enabled: request mirroring needs rollout.router=gatewayAPI" }}
 {{- end }}
 {{- $full := include "skserve.fullname" . }}
-{{- if not (regexMatch "^[a-z]" $full) }}
-{{- fail (printf "release name %q: the chart names its Services %q, and a Service name must start with a letter (DNS-1035); use a release name that starts with a letter, or set fullnameOverride" .Release.Name $full) }}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $full) }}
+{{- fail (printf "release name %q: the chart names its Services %q, and a Service name is a DNS-1035 label (a letter first, then lowercase letters, digits and '-', no '.'); use another release name or set fullnameOverride" .Release.Name $full) }}
 {{- end }}
 {{- if and .Values.batch.enabled .Values.batch.slot (not (hasKey .Values.slots .Values.batch.slot)) }}
 {{- fail (printf "batch.slot: %q is not a slot (slots: %s)" .Values.batch.slot (join ", " (keys .Values.slots | sortAlpha))) }}

@@ -1,6 +1,7 @@
 """`skserve batch run|invoke|list|status|logs|queue|merge`.
 
-Human output goes to stderr, `--json` output to stdout. Exit codes: 0 done, 2 bad arguments
+Human messages go to stderr; listings (`list`, `status`, `logs`), the Job name `invoke`
+prints and `--json` output go to stdout. Exit codes: 0 done, 2 bad arguments
 or environment (missing model, input, cluster), 3 the job ran and failed (error threshold).
 """
 
@@ -12,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..console import print_table, set_thread_env
 from ..console import say as _say
-from ..console import set_thread_env
 
 
 def _emit(args: argparse.Namespace, doc: Any) -> None:
@@ -103,7 +104,9 @@ def _kube(args: argparse.Namespace):
 def cmd_invoke(args: argparse.Namespace) -> int:
     from . import jobs
 
-    cluster = _kube(args)
+    # A dry run with --template needs no cluster (nor a kubeconfig): the Job is shown as it
+    # would start with nothing queued before it.
+    cluster = None if args.dry_run and args.template else _kube(args)
     if args.template:
         template, max_jobs = jobs.load_template(args.template.read_text())
     else:
@@ -117,12 +120,18 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         output_action=args.output_action, output_file_name=args.output_file_name,
         error_threshold=args.error_threshold, max_retries=args.max_retries,
         timeout=args.timeout, id_column=args.id_column)
-    existing = cluster.list_jobs()
-    name, start = jobs.plan_invocation(template, existing, max_jobs)
+    existing = cluster.list_jobs() if cluster else []
+    name, start = jobs.plan_invocation(template, existing, max_jobs,
+                                       instance_count=args.instance_count)
     manifest = jobs.build_job(template, options, name=name, suspend=not start,
                               invoked_at=jobs.utcnow())
     if args.dry_run:
-        print(json.dumps(manifest, indent=2))
+        if args.json:
+            print(json.dumps(manifest, indent=2))
+        else:
+            import yaml
+
+            print(yaml.safe_dump(manifest, sort_keys=False), end="")
         return 0
     cluster.create_job(manifest)
     started = cluster.run_queue(max_jobs)
@@ -136,14 +145,23 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     cluster = _kube(args)
-    summaries = cluster.list_jobs()
+    summaries = sorted(cluster.list_jobs(), key=lambda s: (s.invoked_at, s.name))
     if args.json:
         print(json.dumps([s.to_dict() for s in summaries]))
         return 0
-    _say(f"{'NAME':40} {'STATE':10} {'DONE':>7} {'INVOKED':25}")
-    for s in sorted(summaries, key=lambda s: s.invoked_at):
-        _say(f"{s.name:40} {s.state:10} {s.succeeded:>3}/{s.completions:<3} {s.invoked_at:25}")
+    if not summaries:
+        _say(f"no batch Jobs of release {args.release!r} in namespace {args.namespace!r}")
+        return 0
+    print_table(("NAME", "STATE", "DONE", "FAILED", "ACTIVE", "INVOKED"),
+                [(s.name, s.state, f"{s.succeeded}/{s.completions}", s.failed, s.active,
+                  _invoked_iso(s.invoked_at)) for s in summaries])
     return 0
+
+
+def _invoked_iso(millis: str) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(int(millis) / 1000, UTC).isoformat(timespec="seconds")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -153,9 +171,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, default=str))
     else:
-        for key, value in doc.items():
-            _say(f"{key:20} {value}")
+        doc["invoked_at"] = _invoked_iso(summary.invoked_at)
+        print_table(("FIELD", "VALUE"), [(k, _plain(v)) for k, v in doc.items()])
     return 1 if summary.state == "Failed" else 0
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list):
+        return "; ".join(map(str, value)) or "-"
+    return "-" if value in (None, "") else str(value)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -286,7 +310,9 @@ def register(subparsers: Any) -> None:
     invoke.add_argument("--max-concurrent-jobs", type=int, default=None,
                         help="override the ConfigMap's maxConcurrentJobs")
     invoke.add_argument("--dry-run", action="store_true",
-                        help="print the Job manifest instead of creating it")
+                        help="print the Job manifest (YAML; JSON with --json) instead of "
+                        "creating it; with --template no cluster is contacted and the Job is "
+                        "shown as if nothing were queued")
     _kube_options(invoke)
     invoke.set_defaults(func=cmd_invoke)
 

@@ -28,7 +28,8 @@ INPUT_ANNOTATION = "skserve.io/input"
 OUTPUT_ANNOTATION = "skserve.io/output"
 DATA_ROOT = "/data"
 CONTAINER = "batch"
-MAX_NAME = 63  # pods get a job-name label, and label values stop at 63 characters
+MAX_NAME = 63  # a DNS label: pod hostnames, and the job-name label of the Job's pods
+POD_SUFFIX = 6  # "-" and the 5 random characters the API server appends to a pod's name
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -73,16 +74,26 @@ def config_map_template(config_map: dict[str, Any]) -> tuple[dict[str, Any], int
     return job, max_jobs
 
 
-def new_name(template: dict[str, Any], now: datetime, random: str | None = None) -> str:
-    """`<generateName><time><random>`: chosen by us rather than the API server, so the output
-    folder (named after the Job) is known before the Job exists."""
+def max_job_name(instance_count: int) -> int:
+    """The longest Job name whose Indexed pods keep whole names: the API server refuses a Job
+    whose last pod hostname `<job>-<index>` is longer than 63 characters, and cuts pod names
+    `<job>-<index>-<5 random>` to fit (the chart's generateName budget assumes 10^5 indexes)."""
+    return MAX_NAME - len(f"-{max(instance_count, 1) - 1}") - POD_SUFFIX
+
+
+def new_name(template: dict[str, Any], now: datetime, random: str | None = None,
+             instance_count: int = 1) -> str:
+    """`<generateName><MMDDhhmmss>-<4 random>`: chosen by us rather than the API server, so the
+    output folder (named after the Job) is known before the Job exists. A prefix too long for
+    `max_job_name(instance_count)` is cut (the time and random part keep names unique)."""
     prefix = template.get("metadata", {}).get("generateName") or "skserve-batch-"
     stamp = now.astimezone(UTC).strftime("%m%d%H%M%S")
     suffix = random or "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(4))
-    name = f"{prefix}{stamp}-{suffix}"
-    if len(name) > MAX_NAME:
-        name = f"{prefix[: MAX_NAME - len(stamp) - len(suffix) - 2].rstrip('-')}-{stamp}-{suffix}"
-    return name
+    tail = f"{stamp}-{suffix}"
+    room = max_job_name(instance_count) - len(tail)
+    if len(prefix) > room:
+        prefix = prefix[: room - 1].rstrip("-") + "-"
+    return f"{prefix}{tail}"
 
 
 def data_path(spec: str, folder: str) -> str:
@@ -220,10 +231,11 @@ def to_start(jobs: list[JobSummary], max_concurrent: int) -> list[str]:
 
 
 def plan_invocation(template: dict[str, Any], existing: list[JobSummary], max_concurrent: int,
-                    now: datetime | None = None, random: str | None = None) -> tuple[str, bool]:
+                    now: datetime | None = None, random: str | None = None,
+                    instance_count: int = 1) -> tuple[str, bool]:
     """The new Job's name and whether it starts at once: it does only if, queued behind
     every Job already waiting, it would be picked for a free slot now."""
     now = now or utcnow()
-    name = new_name(template, now, random)
+    name = new_name(template, now, random, instance_count)
     me = JobSummary(name, str(int(now.timestamp() * 1000)).zfill(15), True, "Queued")
     return name, name in to_start([*existing, me], max_concurrent)

@@ -1,0 +1,61 @@
+"""`image.digest` pins every image the release can run: serving pods, the batch Job template,
+the `helm test` pod and the load test's pods. A digest wins over every tag."""
+
+from __future__ import annotations
+
+import pytest
+from chart_helpers import CHART, batch_job, case_sets, render, run_helm
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+OTHER = "sha256:" + "fedcba9876543210" * 4
+EVERYTHING = (*case_sets("canary", "gatewayAPI", True, True, True), "loadtest.enabled=true")
+
+
+def images(objs: list[dict]) -> dict[str, str]:
+    """{what: image} for every container of every pod the release can run."""
+    specs = [(f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"])
+             for o in objs if o["kind"] in ("Deployment", "Job")]
+    specs += [(f"Pod/{o['metadata']['name']}", o["spec"]) for o in objs if o["kind"] == "Pod"]
+    specs.append(("batch job.yaml", batch_job(objs)["spec"]["template"]["spec"]))
+    return {f"{what} {c['name']}": c["image"] for what, spec in specs
+            for c in spec.get("initContainers", []) + spec["containers"]}
+
+
+def test_without_a_digest_every_image_is_tagged() -> None:
+    found = images(render(*EVERYTHING))
+    assert len(found) == 6  # 2 slots, the batch Job, the test pod, load test master and worker
+    assert all("@" not in i and ":" in i for i in found.values()), found
+
+
+def test_a_digest_pins_every_image_in_the_release() -> None:
+    found = images(render(*EVERYTHING, f"image.digest={DIGEST}",
+                          "slotDefaults.image.tag=ignored-tag"))
+    assert set(found.values()) == {f"localhost/skserve@{DIGEST}"}, found
+
+
+def test_a_slot_digest_wins_for_that_slot_and_what_follows_it() -> None:
+    """green pinned on its own; batch runs the slot batch.slot names; the test and load-test
+    pods run the active slot's image."""
+    found = images(render(*EVERYTHING, f"image.digest={DIGEST}",
+                          f"slots.green.image.digest={OTHER}", "batch.slot=green"))
+    assert found["Deployment/r1-skserve-green server"] == f"localhost/skserve@{OTHER}"
+    assert found["batch job.yaml batch"] == f"localhost/skserve@{OTHER}"
+    others = {k: v for k, v in found.items() if "green" not in k and "batch job" not in k}
+    assert set(others.values()) == {f"localhost/skserve@{DIGEST}"}, others
+
+
+def test_loadtest_and_test_images_can_be_their_own() -> None:
+    found = images(render(*EVERYTHING, f"image.digest={DIGEST}",
+                          "loadtest.image.repository=registry.example/locust",
+                          f"loadtest.image.digest={OTHER}",
+                          f"tests.image=registry.example/curl@{OTHER}"))
+    loadtest = {v for k, v in found.items() if "loadtest" in k}
+    assert loadtest == {f"registry.example/locust@{OTHER}"}
+    assert found["Pod/r1-skserve-test-predict test"] == f"registry.example/curl@{OTHER}"
+
+
+@pytest.mark.parametrize("bad", ["sha256:abc", "0123456789abcdef" * 4, f"md5:{'0' * 64}",
+                                 DIGEST.upper()])
+def test_a_malformed_digest_is_refused(bad: str) -> None:
+    proc = run_helm(["template", "r1", str(CHART), "--set-string", f"image.digest={bad}"])
+    assert proc.returncode != 0 and "/image/digest" in proc.stderr
