@@ -10,8 +10,11 @@ export OMP_NUM_THREADS := 1
 .PHONY: help venv tools run train serve test lint bench-serve bench-batch loadtest \
         image image-archive cluster-up cluster-down e2e kind-up deploy clean
 
-help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+# The variables this Makefile sets (or the command line overrides), for help texts to show.
+HELP_VARS = $(foreach v,$(.VARIABLES),$(if $(filter file command,$(firstword $(origin $(v)))),$(v)))
+
+help: ## list the targets (with the variables as set now: make help PORT=8080)
+	@env $(foreach v,$(HELP_VARS),'$(v)=$(subst ','\'',$($(v)))') awk -f hack/make-help.awk $(MAKEFILE_LIST)
 
 $(BIN)/skserve: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +34,7 @@ run: venv ## train the reference model if the store has none, then serve it on 1
 train: venv ## train (pass ARGS='--wide' for a wider search)
 	$(BIN)/skserve train $(ARGS)
 
-serve: venv ## serve MODEL on PORT
+serve: venv ## serve $(MODEL) on 127.0.0.1:$(PORT)
 	$(BIN)/skserve serve --model $(MODEL) --port $(PORT)
 
 test: venv tools ## install what the tests need and run them (not the e2e ones)
@@ -47,10 +50,10 @@ bench-serve: venv ## side-by-side online serving benchmark → BENCHMARKS.md
 bench-batch: venv ## batch scoring benchmark on 1M rows → BENCHMARKS.md
 	$(BIN)/python loadtest/bench_batch.py $(ARGS)
 
-loadtest: venv ## Locust against the local service with SLO gates and plots
+loadtest: venv ## Locust against http://127.0.0.1:$(PORT) with SLO gates and plots
 	$(BIN)/skserve loadtest --host http://127.0.0.1:$(PORT) $(ARGS)
 
-image: venv ## build the serving image offline (podman) with MODEL baked in
+image: venv ## build the serving image offline (podman) with $(MODEL) baked in
 	bash hack/image/build.sh $(MODEL)
 
 image-archive: image ## write the image as an OCI archive for kind/ctr import

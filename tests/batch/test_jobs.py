@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,12 +17,15 @@ from skserve.batch.jobs import (
     JobSummary,
     build_job,
     load_template,
+    max_job_name,
     new_name,
     plan_invocation,
     summarize,
     to_start,
 )
+from skserve.cli import main as cli_main
 from tests.chart.chart_helpers import required_tool
+from tests.conftest import SKSERVE
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -92,9 +97,29 @@ def test_build_job_rejects_paths_off_the_volume_and_a_template_without_batch() -
     assert job["spec"]["maxFailedIndexes"] == 1
 
 
-def test_names_stay_within_63_characters() -> None:
-    template = {"metadata": {"generateName": "a" * 42 + "-batch-"}}
-    assert len(new_name(template, NOW, "zz99")) <= 63
+@pytest.mark.parametrize("instances", [1, 2, 10, 11, 1000, 100_000])
+def test_names_leave_room_for_the_pod_index_and_suffix(instances: int) -> None:
+    """An Indexed Job's last pod hostname `<job>-<index>` must be a DNS label (the API server
+    refuses the Job otherwise) and its pod name `<hostname>-<5 random>` must fit whole."""
+    template = {"metadata": {"generateName": "a" * 53 + "-skserve-batch-"}}
+    name = new_name(template, NOW, "zz99", instances)
+    assert name == name.lower() and name.endswith("-0301120000-zz99")
+    assert len(f"{name}-{instances - 1}") <= 63
+    assert len(f"{name}-{instances - 1}-abcde") == max_job_name(instances) + len(
+        f"-{instances - 1}-abcde") <= 63
+    assert name.startswith("a" * 30) and "--" not in name
+
+
+def test_a_short_prefix_is_kept_whole() -> None:
+    template = {"metadata": {"generateName": "r1-skserve-batch-"}}
+    assert new_name(template, NOW, "zz99", 100_000) == "r1-skserve-batch-0301120000-zz99"
+
+
+def test_the_issue_case_a_32_character_release() -> None:
+    """Before: a 32-character release gave a 62-character Job, so pod `<job>-1` had 64."""
+    template = {"metadata": {"generateName": "r" * 32 + "-skserve-batch-"}}
+    name = new_name(template, NOW, "zz99", 2)
+    assert len(name + "-1") <= 63 and len(name + "-1-abcde") <= 63
 
 
 def _job(name: str, invoked: int, suspend: bool, condition: str | None = None) -> dict:
@@ -155,3 +180,77 @@ def test_invoke_keeps_the_template_model_unless_told(monkeypatch):
     assert args.model is None
     args = build_parser().parse_args(["batch", "run", "--input", "a.csv", "--output", "o"])
     assert args.model == "host:model"
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def _cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`skserve batch ...` with no way to reach a cluster: no kubeconfig, not in a pod."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    env.update(HOME=str(tmp_path), KUBECONFIG=str(tmp_path / "no-kubeconfig"))
+    return subprocess.run([SKSERVE, "batch", *args], capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def test_dry_run_with_a_template_prints_the_job_without_a_cluster(chart_config_map: str,
+                                                                 tmp_path: Path) -> None:
+    template = tmp_path / "batch.yaml"
+    template.write_text(chart_config_map)
+    args = ["invoke", "--dry-run", "--template", str(template), "--input", "sales/*.csv",
+            "--instance-count", "3", "--model", "demand:v2"]
+    out = _cli(*args, tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    job = yaml.safe_load(out.stdout)
+    assert job["kind"] == "Job" and job["metadata"]["name"].startswith("r1-skserve-batch-")
+    assert job["spec"]["completions"] == 3 and job["spec"]["suspend"] is False
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][container["args"].index("--input") + 1] == "/data/input/sales/*.csv"
+    as_json = _cli(*args, "--json", tmp_path=tmp_path)
+    assert json.loads(as_json.stdout)["spec"]["completions"] == 3
+
+
+def test_without_a_template_invoke_needs_a_cluster_and_says_so(tmp_path: Path) -> None:
+    out = _cli("invoke", "--dry-run", "--input", "a.csv", tmp_path=tmp_path)
+    assert out.returncode == 5 and out.stdout == ""
+    assert "no Kubernetes configuration" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+class _Cluster:
+    """A stand-in for `kube.Cluster` with two Jobs: the listing's format is under test here;
+    the same commands against a real API server run in tests/e2e/test_stack.py."""
+
+    jobs = (JobSummary("r1-skserve-batch-0301120000-ab12", "1772366400000".zfill(15), False,
+                       "Running", 3, 1, 0, 2),
+            JobSummary("r1-skserve-batch-0301120500-cd34", "1772366700000".zfill(15), True,
+                       "Queued", 1))
+
+    def list_jobs(self) -> list[JobSummary]:
+        return list(reversed(self.jobs))
+
+    def job_status(self, name: str) -> tuple[JobSummary, dict]:
+        return self.jobs[0], {"input": "/data/input/a.csv", "completedIndexes": "0",
+                              "failedIndexes": "", "conditions": []}
+
+
+def test_list_and_status_print_tables_on_stdout(monkeypatch, capsys) -> None:
+    from skserve.batch import cli
+
+    monkeypatch.setattr(cli, "_kube", lambda args: _Cluster())
+    base = ["-n", "ns", "--release", "r1"]
+    assert cli_main(["batch", "list", *base]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    header, first, second = out.splitlines()
+    assert header.split() == ["NAME", "STATE", "DONE", "FAILED", "ACTIVE", "INVOKED"]
+    assert first.split() == ["r1-skserve-batch-0301120000-ab12", "Running", "1/3", "0", "2",
+                             "2026-03-01T12:00:00+00:00"]
+    assert second.split()[:3] == ["r1-skserve-batch-0301120500-cd34", "Queued", "0/1"]
+    assert header.index("STATE") == first.index("Running") == second.index("Queued")
+    assert cli_main(["batch", "status", "r1-skserve-batch-0301120000-ab12", *base]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    rows = dict(line.split(None, 1) for line in out.splitlines()[1:])
+    assert rows["state"] == "Running" and rows["input"] == "/data/input/a.csv"
+    assert rows["invoked_at"] == "2026-03-01T12:00:00+00:00" and rows["failedIndexes"] == "-"

@@ -55,6 +55,28 @@ def test_models_lists_the_trained_model(trained_model):
     assert trained_model in [m["model"] for m in json.loads(out.stdout)]
 
 
+def test_models_table_is_on_stdout_aligned_and_rounded(trained_model):
+    """Like `kubectl get`: a header, one row per model, columns aligned, on stdout so that
+    `skserve models | grep demand` works; RMSE to 4 significant digits."""
+    from skserve import store
+
+    out = subprocess.run([SKSERVE, "models"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stderr == ""
+    header, *rows = out.stdout.splitlines()
+    assert header.split() == ["MODEL", "FAMILY", "RMSE", "TRAINED"]
+    (row,) = [r for r in rows if r.startswith(trained_model + " ")]
+    meta = store.get_info(trained_model).metadata
+    assert row.split() == [trained_model, meta["family"], f"{meta['metrics']['rmse']:.4g}",
+                           meta["trained_at"]]
+    assert len(row.split()[2].replace(".", "").lstrip("0")) <= 4
+    starts = [header.index(h) for h in ("FAMILY", "RMSE", "TRAINED")]
+    for line in rows:
+        assert [line[i - 2:i] == "  " and line[i] != " " for i in starts] == [True] * 3, line
+    grep = subprocess.run(f"{SKSERVE} models | grep -c '^{trained_model} '", shell=True,
+                          capture_output=True, text=True, timeout=60)
+    assert grep.stdout.strip() == "1"
+
+
 @pytest.mark.slow
 def test_sigterm_lets_in_flight_requests_finish(trained_model):
     """Requests already sent when SIGTERM arrives are answered 200, then the server exits."""

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -93,6 +97,15 @@ def test_cli_trains_on_a_user_csv(tmp_path, dataset):
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout)["model"] == "userload:v1"
     assert "leaderboard" in out.stderr and "baseline_profile" in out.stderr
+    # stderr is a pipe, not a terminal: one plain progress line per step, with elapsed time
+    steps = re.findall(r"^search (\d+)/(\d+) at (\d+\.\d) s: (\S+)", out.stderr, re.M)
+    assert [int(n) for n, *_ in steps] == list(range(1, len(steps) + 1))
+    assert {int(total) for _, total, *_ in steps} == {len(steps)} and len(steps) >= 4
+    seconds = [float(t) for _, _, t, _ in steps]
+    assert seconds == sorted(seconds) and seconds[-1] > 0
+    assert steps[0][3] == "ridge" and steps[-1][3] == "refit"
+    assert re.search(rf"^search done: {len(steps)} steps in \d+\.\d s$", out.stderr, re.M)
+    assert "\x1b[" not in out.stderr  # no live display: it needs cursor control
     info = store.get_info("userload:v1")
     site = info.schema.feature("site")
     assert site.dtype == "category" and site.categories == ["north", "south"]
@@ -123,3 +136,50 @@ def test_cli_names_a_wrong_target_column(tmp_path):
     out = subprocess.run([SKSERVE, "train", "--data", str(path), "--target", "price"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "'price'" in out.stderr
+
+
+def _progress_output(stream_is_tty: bool) -> str:
+    """What `search_progress` writes for three steps, to a pseudo-terminal or to a pipe."""
+    from skserve.cli import search_progress
+
+    read_fd, write_fd = os.openpty() if stream_is_tty else os.pipe()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(read_fd, 4096)
+            except OSError:  # the pty's other end closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    with open(write_fd, "w", encoding="utf-8", closefd=True) as stream:
+        assert stream.isatty() is stream_is_tty
+        with search_progress(3, stream) as step:
+            for label in ("ridge {'alpha': 1.0}", "random_forest {}", "refit ridge"):
+                step(label)
+                time.sleep(0.3)  # a few refreshes of the bar (10 per second)
+    reader.join(10)
+    os.close(read_fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_training_progress_is_a_bar_on_a_terminal(monkeypatch):
+    monkeypatch.setenv("TERM", "xterm-256color")
+    out = _progress_output(stream_is_tty=True)
+    assert "\x1b[2K" in out and "━" in out  # a live bar, its line erased and redrawn
+    assert "random_forest" in out and "search 1/3" not in out
+
+
+def test_training_progress_is_plain_lines_elsewhere():
+    out = _progress_output(stream_is_tty=False)
+    lines = out.splitlines()
+    assert [line.split(" at ")[0] for line in lines[:3]] == [
+        "search 1/3", "search 2/3", "search 3/3"]
+    assert lines[1].endswith("s: random_forest {}")
+    assert re.fullmatch(r"search done: 3 steps in \d+\.\d s", lines[3])
+    assert "\x1b[" not in out
