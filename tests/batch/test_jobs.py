@@ -254,3 +254,22 @@ def test_list_and_status_print_tables_on_stdout(monkeypatch, capsys) -> None:
     rows = dict(line.split(None, 1) for line in out.splitlines()[1:])
     assert rows["state"] == "Running" and rows["input"] == "/data/input/a.csv"
     assert rows["invoked_at"] == "2026-03-01T12:00:00+00:00" and rows["failedIndexes"] == "-"
+
+
+def test_an_unreachable_cluster_is_one_line_and_exit_5(tmp_path: Path) -> None:
+    """A kubeconfig whose API server is a closed port on this machine: the real client fails
+    to connect, and the CLI says so in one line."""
+    from tests.conftest import free_port
+
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    out = subprocess.run([SKSERVE, "batch", "list", "--release", "r1"], capture_output=True,
+                         text=True, env={**env, "KUBECONFIG": str(config)}, timeout=120)
+    assert out.returncode == 5 and out.stdout == ""
+    assert "listing batch Jobs: the Kubernetes API did not answer" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -3,11 +3,35 @@ read back Jobs. Decisions are made in `jobs` (pure); this module only moves data
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..errors import InvalidInput, Unavailable
 from . import jobs
+
+
+@contextmanager
+def _api(what: str) -> Iterator[None]:
+    """API errors as typed errors the CLI prints on one line: a refused or unknown object
+    (400, 404, 409, 422) is bad input, anything else (403 quota, 5xx, no connection) means
+    the cluster could not do it."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as exc:
+        try:
+            message = json.loads(exc.body or "{}").get("message") or exc.reason
+        except ValueError:
+            message = exc.reason
+        kind = InvalidInput if exc.status in (400, 404, 409, 422) else Unavailable
+        raise kind(f"{what}: {message} (HTTP {exc.status})") from None
+    except HTTPError as exc:
+        raise Unavailable(f"{what}: the Kubernetes API did not answer: {exc}") from None
 
 
 class Cluster:
@@ -40,7 +64,8 @@ class Cluster:
     def batch_template(self) -> tuple[dict[str, Any], int]:
         """The release's `<fullname>-batch` ConfigMap: the Job template and the max."""
         selector = f"app.kubernetes.io/component=batch,app.kubernetes.io/instance={self.release}"
-        found = self.core.list_namespaced_config_map(self.namespace, label_selector=selector)
+        with _api("reading the batch ConfigMap"):
+            found = self.core.list_namespaced_config_map(self.namespace, label_selector=selector)
         for cm in found.items:
             if cm.metadata.name.endswith("-batch") and "job.yaml" in (cm.data or {}):
                 return jobs.config_map_template(self._plain(cm))
@@ -48,21 +73,26 @@ class Cluster:
                           f"{self.namespace!r} (is batch.enabled set in the chart?)")
 
     def list_jobs(self) -> list[jobs.JobSummary]:
-        found = self.batch.list_namespaced_job(self.namespace, label_selector=self._selector)
+        with _api("listing batch Jobs"):
+            found = self.batch.list_namespaced_job(self.namespace, label_selector=self._selector)
         return [jobs.summarize(self._plain(j)) for j in found.items]
 
     def create_job(self, manifest: dict[str, Any]) -> None:
-        self.batch.create_namespaced_job(self.namespace, manifest)
+        with _api(f"creating Job {manifest['metadata']['name']}"):
+            self.batch.create_namespaced_job(self.namespace, manifest)
 
     def run_queue(self, max_concurrent: int) -> list[str]:
         """One queue pass: unsuspend what `jobs.to_start` picks; returns those names."""
         names = jobs.to_start(self.list_jobs(), max_concurrent)
         for name in names:
-            self.batch.patch_namespaced_job(name, self.namespace, {"spec": {"suspend": False}})
+            with _api(f"starting Job {name}"):
+                self.batch.patch_namespaced_job(name, self.namespace,
+                                                {"spec": {"suspend": False}})
         return names
 
     def job_status(self, name: str) -> tuple[jobs.JobSummary, dict[str, Any]]:
-        job = self._plain(self.batch.read_namespaced_job(name, self.namespace))
+        with _api(f"reading Job {name}"):
+            job = self._plain(self.batch.read_namespaced_job(name, self.namespace))
         status = job.get("status") or {}
         meta = job.get("metadata") or {}
         detail = {
@@ -79,16 +109,18 @@ class Cluster:
 
     def job_logs(self, name: str, tail: int | None = None) -> list[tuple[str, str]]:
         """(completion index, log text) for each pod of the Job, in index order."""
-        pods = self.core.list_namespaced_pod(
-            self.namespace, label_selector=f"batch.kubernetes.io/job-name={name}").items
-        if not pods:
+        with _api(f"reading the logs of Job {name}"):
             pods = self.core.list_namespaced_pod(
-                self.namespace, label_selector=f"job-name={name}").items
-        out = []
-        for pod in pods:
-            index = (pod.metadata.annotations or {}).get(
-                "batch.kubernetes.io/job-completion-index", "?")
-            text = self.core.read_namespaced_pod_log(pod.metadata.name, self.namespace,
-                                                     container=jobs.CONTAINER, tail_lines=tail)
-            out.append((index, text))
+                self.namespace, label_selector=f"batch.kubernetes.io/job-name={name}").items
+            if not pods:
+                pods = self.core.list_namespaced_pod(
+                    self.namespace, label_selector=f"job-name={name}").items
+            out = []
+            for pod in pods:
+                index = (pod.metadata.annotations or {}).get(
+                    "batch.kubernetes.io/job-completion-index", "?")
+                text = self.core.read_namespaced_pod_log(
+                    pod.metadata.name, self.namespace, container=jobs.CONTAINER,
+                    tail_lines=tail)
+                out.append((index, text))
         return sorted(out, key=lambda item: (len(item[0]), item[0]))
