@@ -134,9 +134,9 @@ def build_job(template: dict[str, Any], options: InvokeOptions, *, name: str, su
     if options.instance_count < 1:
         raise InvalidInput("--instance-count must be at least 1")
     job = copy.deepcopy(template)
-    meta = job.setdefault("metadata", {})
+    meta = job.get("metadata") or {}
     meta.pop("generateName", None)
-    meta["name"] = name
+    job["metadata"] = meta = {"name": name, **meta}  # the name first, where people look
     labels = meta.setdefault("labels", {})
     labels[BATCH_LABEL] = "true"
     labels[INVOKED_LABEL] = str(int(invoked_at.timestamp() * 1000))
