@@ -25,6 +25,8 @@ def test_help_mentions_the_gate(capsys):
     out = capsys.readouterr().out
     for flag in ("--slo-p99-ms", "SKSERVE_SLO_MAX_FAILURE_RATIO", "--deployment", "step"):
         assert flag in out
+    assert "3 the test ran and\nan SLO broke" in out and "5 Locust or the target failed" in out
+    assert "HdrHistogram" in out and "80 % of the run" in out
 
 
 @pytest.mark.parametrize("argv", [["--duration", "forever"], ["--shape", "wave"],
@@ -33,6 +35,22 @@ def test_bad_flags_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         parse(*argv)
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(("name", "content", "says"), [
+    ("missing.csv", None, "no such file"),
+    ("rows.txt", "a\n1\n", "must be .csv or .parquet"),
+    ("empty.csv", "a,b\n", "no rows"),
+])
+def test_bad_sample_file_exits_2_before_locust_starts(tmp_path, capsys, name, content, says):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    rc = main(["loadtest", "--host", "http://127.0.0.1:9", "--sample-file", str(path),
+               "--report-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and says in err and str(path) in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_bad_mix_is_an_error_before_anything_starts(tmp_path, capsys):

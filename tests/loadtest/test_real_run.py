@@ -34,21 +34,24 @@ def test_passing_slo_exits_0_with_csv_html_plots_and_versions(lt_server, trained
     for name in ("locust_stats.csv", "locust_stats_history.csv", "locust.html",
                  "versions.json", "summary.md"):
         assert (report / name).stat().st_size > 0, name
-    for name in ("latency.png", "throughput.png", "versions.png"):
+    for name in ("latency.png", "throughput.png"):  # one version: no versions.png
         assert (report / name).read_bytes()[:8] == PNG, name
+    page = (report / "report.html").read_text()
+    assert '<img src="latency.png"' in page and "<table>" in page
+    assert not (report / "versions.png").exists()
     stats = (report / "locust_stats.csv").read_text()
     assert "/predict_batch" in stats and "/predict," in stats  # the mix reached both
     assert "SLO: PASS" in captured.err
 
 
-def test_broken_slo_exits_1_and_names_it_distributed(lt_server, trained_model, tmp_path,
+def test_broken_slo_exits_3_and_names_it_distributed(lt_server, trained_model, tmp_path,
                                                     capsys):
     report = tmp_path / "fail"
     rc = main(["loadtest", "--host", lt_server.url, "--users", "3", "--duration", "3s",
                "--workers", "1", "--slo-p95-ms", "0.01", "--slo-max-failure-ratio", "0.5",
                "--report-dir", str(report)])
     err = capsys.readouterr().err
-    assert rc == 1, err
+    assert rc == 3, err
     assert "BROKEN: p95" in err and "BROKEN: failure_ratio" not in err
     summary = (report / "summary.md").read_text()
     assert ": FAIL" in summary and f"| {trained_model} |" in summary  # worker → master merge
@@ -68,3 +71,19 @@ def test_harness_run_locust_and_server_cpu_per_request(lt_server, tmp_path):
     assert cpu_ms is not None and cpu_ms > 0
     assert 0 < result.loadgen_cpu["locust"] < 1.5
     assert lt_server.cold_start_s > 0
+
+
+def test_unreachable_target_exits_5_with_locusts_reason(tmp_path, capsys):
+    """Nothing listens on the port: Locust cannot read /metadata and stops; that is the
+    target being unavailable (5), not a broken SLO (3) or a bug (1)."""
+    from skserve.loadtest.harness import free_port
+
+    report = tmp_path / "dead"
+    rc = main(["loadtest", "--host", f"http://127.0.0.1:{free_port()}", "--duration", "3s",
+               "--slo-p95-ms", "100", "--report-dir", str(report), "--json"])
+    captured = capsys.readouterr()
+    assert rc == 5, captured.err
+    assert "Locust exited with code 2" in captured.err and "/metadata" in captured.err
+    doc = json.loads(captured.out)
+    assert not doc["passed"] and doc["result"]["requests"] == 0 and doc["plots"] == []
+    assert ": FAIL" in (report / "summary.md").read_text()  # no requests breaks the gate

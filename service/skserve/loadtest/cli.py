@@ -1,7 +1,9 @@
 """`skserve loadtest`: headless Locust with SLO gates, per-version results and a report.
 
-Exit codes: 0 every SLO held (or none was set), 1 an SLO was broken (each broken one is
-printed), 2 the test could not run (bad flags, Locust or the target failed to start).
+Exit codes (skserve.errors): 0 every SLO held (or none was set); 2 bad flags or input, found
+before anything started; 3 the test ran and broke an SLO (JobFailed; each broken one is
+printed); 5 Locust or the target failed (Unavailable: no rows from GET /metadata, Locust
+crashed, wrote no stats or overran). The report is written whenever Locust produced stats.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..console import say as _say
-from ..errors import InvalidInput
+from ..errors import InputNotFound, InvalidInput, JobFailed, Unavailable
 from .schedules import DEFAULT_DURATION_S, SHAPES, parse_duration
 
 EPILOG = """\
@@ -28,11 +30,19 @@ examples:
       --namespace skserve          # plus a replicas-over-time plot (HPA)
   skserve loadtest --workers auto --mix predict=0.5,predict_batch=0.5 --batch-rows 64
 
-shapes: steady (peak held), ramp (1 → peak over 80 %% of the run), spike (a fifth of the
+shapes: steady (peak held), ramp (1 → peak over 80 % of the run), spike (a fifth of the
 peak, the peak in the middle fifth), step (--steps stairs, for an HPA), soak (long steady).
 
-The report folder gets Locust's CSV and HTML, latency/throughput/versions(/replicas) PNGs,
-versions.json and summary.md. Exit code: 0 pass, 1 an SLO broken, 2 could not run.
+percentiles: the gates decide on the nearest-rank percentile of every latency Locust
+measured (failed requests included), from an HdrHistogram with 3 significant digits: never
+below the exact value, at most 0.1 % + 1 µs above it. Locust's own report rounds to 2
+significant digits (1002–1049 ms all count as 1000 ms); the gates do not use it.
+
+The report folder gets summary.md and report.html, latency/throughput/versions(/replicas)
+PNGs, versions.json (the histograms), and Locust's own CSV and HTML.
+
+exit codes: 0 every SLO held (or none was set); 2 bad flags or input; 3 the test ran and
+an SLO broke; 5 Locust or the target failed (nothing to measure).
 """
 
 
@@ -162,8 +172,8 @@ def _run_worker(args: argparse.Namespace) -> int:
 def cmd_loadtest(args: argparse.Namespace) -> int:
     from .harness import run_locust
     from .replicas import ReplicaWatcher
-    from .report import render_plots, summary_markdown
-    from .sampling import parse_mix
+    from .report import render_plots, summary_markdown, write_html
+    from .sampling import parse_mix, rows_from_file
     from .slo import Slo, broken, evaluate
 
     parse_mix(args.mix)  # fail early on a bad mix, before any process starts
@@ -171,6 +181,10 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         raise InvalidInput("--users must be at least 1")
     if args.batch_rows < 1:
         raise InvalidInput("--batch-rows must be at least 1")
+    if args.sample_file is not None:  # a bad file is the user's mistake, not Locust's
+        if not args.sample_file.is_file():
+            raise InputNotFound(f"--sample-file {args.sample_file}: no such file")
+        rows_from_file(args.sample_file)
     if args.role == "worker":
         return _run_worker(args)
     slo = Slo.from_env(p95_ms=args.slo_p95_ms, p99_ms=args.slo_p99_ms,
@@ -215,7 +229,9 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     plots = render_plots(report_dir, slo, result.failures_by_error, args.deployment or "")
     result_doc = {"requests": result.requests, "failures": result.failures,
                   "failure_ratio": result.failure_ratio, "rps": result.rps,
-                  "p50_ms": result.p50_ms, "p95_ms": result.p95_ms, "p99_ms": result.p99_ms}
+                  "p50_ms": result.p50_ms, "p95_ms": result.p95_ms, "p99_ms": result.p99_ms,
+                  "percentile_method": result.percentile_method,
+                  "locust_rounded": result.locust_percentiles}
     config = {"shape": args.shape, "users": args.users, "duration": f"{duration:g} s",
               "mix": args.mix, "batch rows": args.batch_rows, "load generator": procs}
     summary = summary_markdown(host=args.host, config=config, result=result_doc,
@@ -224,15 +240,12 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
                                loadgen_cpu=result.loadgen_cpu, plots=plots,
                                saturated=result.loadgen_saturated)
     (report_dir / "summary.md").write_text(summary)
+    write_html(report_dir / "report.html", summary)
     ok = not broken(verdicts)
     _print_human(result, verdicts, report_dir)
-    if result.exit_code != 0:
-        log = result.log_path.read_text(errors="replace") if result.log_path else ""
-        errors = [line for line in log.splitlines() if "/ERROR/" in line][-5:]
-        _say(f"skserve loadtest: Locust exited with code {result.exit_code}"
-             + ("".join(f"\n  {e}" for e in errors) or " (see its output above)"))
     if args.json:
-        print(json.dumps({"passed": ok, "result": result_doc, "versions": result.versions,
+        print(json.dumps({"passed": ok and result.exit_code == 0, "result": result_doc,
+                          "versions": result.versions, "endpoints": result.endpoints,
                           "verdicts": [v.__dict__ for v in verdicts],
                           "loadgen_cpu": result.loadgen_cpu,
                           "loadgen_saturated": result.loadgen_saturated,
@@ -240,8 +253,13 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
                           "plots": [str(p) for p in plots],
                           "locust_exit_code": result.exit_code}))
     if result.exit_code != 0:
-        return 2
-    return 0 if ok else 1
+        log = result.log_path.read_text(errors="replace") if result.log_path else ""
+        errors = [line for line in log.splitlines() if "/ERROR/" in line][-5:]
+        raise Unavailable(f"Locust exited with code {result.exit_code}"
+                          + ("".join(f"\n  {e}" for e in errors) or " (see its output above)"))
+    if not ok:
+        raise JobFailed("SLO broken: " + "; ".join(v.detail for v in broken(verdicts)))
+    return 0
 
 
 def _print_human(result: Any, verdicts: list, report_dir: Path) -> None:
@@ -261,6 +279,5 @@ def _print_human(result: Any, verdicts: list, report_dir: Path) -> None:
     for verdict in verdicts:
         _say(f"SLO {verdict}")
     if verdicts:
-        _say("SLO: PASS" if all(v.ok for v in verdicts) else
-             "SLO: FAIL — " + "; ".join(str(v) for v in verdicts if not v.ok))
-    _say(f"report: {report_dir / 'summary.md'}")
+        _say("SLO: PASS" if all(v.ok for v in verdicts) else "SLO: FAIL")
+    _say(f"report: {report_dir / 'summary.md'} (and report.html beside it)")

@@ -6,8 +6,9 @@ What a side-by-side benchmark needs, each piece usable on its own:
   URL and measure the cold start; a context manager that stops the whole process group.
 - `run_locust(host, users=..., duration_s=...)`: headless Locust (FastHttpUser, closed
   loop) for a bounded time, optionally pinned with `taskset` and/or as a master with N
-  workers; returns the parsed CSV stats (rps, p50/p95/p99, failures), per-version results
-  and the load generator's own CPU use, with `loadgen_saturated` set when a Locust process
+  workers; returns rps and failures, p50/p95/p99 from skserve's bounded-error latency
+  histograms (not Locust's rounded ones), per-version results and the load generator's
+  own CPU use, with `loadgen_saturated` set when a Locust process
   was near 100 % of a core (then the numbers measure Locust, not the server).
 - `sample_tree(pid)` / `TreeSample`: CPU seconds and RSS of a process and all its
   descendants from /proc; `cpu_ms_per_request(before, after, n)` and `rss_by_process()`.
@@ -277,9 +278,19 @@ def rss_by_process(sample: TreeSample) -> dict[int, tuple[str, float]]:
 # --------------------------------------------------------------------------- Locust
 
 
+LOCUST_PERCENTILES = ("Locust's own percentiles, from response times rounded to 2 "
+                      "significant digits (a custom locustfile recorded no skserve histograms)")
+PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
+
+
 @dataclass
 class LocustResult:
-    """Parsed results of one headless Locust run (from its CSV) and the loadgen's CPU."""
+    """Parsed results of one headless Locust run and the loadgen's CPU.
+
+    Counts and rps are Locust's; the percentiles (total, per endpoint, per version) are
+    skserve's bounded-error ones (`latency.py`) when the locustfile uses skserve's users,
+    else Locust's rounded ones: `percentile_method` says which, `locust_percentiles` keeps
+    Locust's own whole-run p50/p95/p99 for comparison with its HTML report."""
 
     requests: int
     failures: int
@@ -297,6 +308,8 @@ class LocustResult:
     failures_by_error: list[dict[str, Any]] = field(default_factory=list)
     loadgen_cpu: dict[str, float] = field(default_factory=dict)  # process → cores used
     log_path: Path | None = None
+    percentile_method: str = LOCUST_PERCENTILES
+    locust_percentiles: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def failure_ratio(self) -> float:
@@ -408,10 +421,11 @@ def run_locust(host: str, *, users: int, duration_s: float, out_dir: Path,
     - `quiet=True` sends Locust's output to `out_dir/locust.log`; False to stderr.
 
     Files: `locust_stats.csv`, `locust_stats_history.csv`, `locust_failures.csv`,
-    `locust.html`, `versions.json`, `locust_final.json` (the totals after every user
-    stopped; preferred over the CSV, which Locust writes once a second and can miss the
-    last in-flight requests). Raises RuntimeError if Locust wrote no stats (it
-    crashed or could not start), naming the log.
+    `locust.html`, `versions.json` (skserve's latency histograms and the percentiles from
+    them), `locust_final.json` (the totals after every user stopped; preferred over the
+    CSV, which Locust writes once a second and can miss the last in-flight requests).
+    Raises Unavailable if Locust wrote no stats (it crashed or could not start) or did not
+    finish in time, naming the log.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     locustfile = locustfile or BUNDLED_LOCUSTFILE
@@ -501,17 +515,23 @@ def run_locust(host: str, *, users: int, duration_s: float, out_dir: Path,
     final = out_dir / "locust_final.json"  # exact totals, written after all users stopped
     rows = json.loads(final.read_text()) if final.exists() else parse_stats_csv(stats_path)
     agg = rows.pop("Aggregated")
-    versions: dict[str, dict[str, Any]] = {}
-    if versions_out.exists():
-        versions = json.loads(versions_out.read_text()).get("summary", {})
+    locust_percentiles = {k: agg[k] for k in PERCENTILES}
+    recorded = json.loads(versions_out.read_text()) if versions_out.exists() else {}
+    method = recorded.get("method", LOCUST_PERCENTILES)
+    if "method" in recorded:  # skserve's histograms: they replace Locust's percentiles
+        agg.update({k: (recorded["overall"] or {}).get(k) for k in PERCENTILES})
+        for name, exact in recorded.get("endpoints", {}).items():
+            if name in rows:
+                rows[name].update({k: exact[k] for k in PERCENTILES})
     return LocustResult(
         requests=agg["requests"], failures=agg["failures"], rps=agg["rps"],
         p50_ms=agg["p50_ms"], p95_ms=agg["p95_ms"], p99_ms=agg["p99_ms"], avg_ms=agg["avg_ms"],
         duration_s=elapsed, csv_prefix=prefix, html=html_path,
         exit_code=main.returncode if main.returncode is not None else -1,
-        endpoints=rows, versions=versions,
+        endpoints=rows, versions=recorded.get("summary", {}),
         failures_by_error=parse_failures_csv(Path(f"{prefix}_failures.csv")),
-        loadgen_cpu=loadgen, log_path=log_path if quiet else None)
+        loadgen_cpu=loadgen, log_path=log_path if quiet else None,
+        percentile_method=method, locust_percentiles=locust_percentiles)
 
 
 # --------------------------------------------------------------------------- BENCHMARKS.md

@@ -1,8 +1,8 @@
 """Reports people look at: PNG plots and a short Markdown summary of a load test.
 
 Inputs are the files a run leaves in its report folder — Locust's `locust_stats_history.csv`,
-skserve's `versions.json` and, when a Deployment was watched, `replicas.csv` — so a report
-can be re-rendered from an old folder (`skserve loadtest --render DIR`).
+skserve's `versions.json` and, when a Deployment was watched, `replicas.csv` — so the plots
+can be drawn again from a folder (`render_plots(folder, slo)`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import csv
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from .slo import Slo, Verdict
 from .versions import VersionRecorder
 
 PLOTS = ("latency.png", "throughput.png", "versions.png", "replicas.png")
+# Versions get colours the percentiles (green, orange, red) and failures (red) do not use.
+VERSION_COLORS = ("tab:blue", "tab:purple", "tab:brown", "tab:cyan", "tab:olive", "tab:pink")
 
 
 def _num(value: str) -> float | None:
@@ -64,13 +67,8 @@ def _rel(ts: Sequence[float], t0: float) -> list[float]:
     return [t - t0 for t in ts]
 
 
-def _users_axis(ax: Any, history: list[dict[str, float | None]], t0: float) -> None:
-    twin = ax.twinx()
-    twin.step(_rel([h["t"] for h in history], t0), [h["users"] or 0 for h in history],  # type: ignore[misc]
-              where="post", color="0.6", lw=1, ls=":", label="users")
-    twin.set_ylabel("users", color="0.45")
-    twin.set_ylim(bottom=0)
-    twin.tick_params(axis="y", colors="0.45")
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
 
 
 def _series(history: list[dict[str, float | None]],
@@ -78,8 +76,8 @@ def _series(history: list[dict[str, float | None]],
     """Per-second rows (t, rps, fps, p50, p95, p99) and a note on their window.
 
     skserve's own per-second timeline is preferred: Locust's history averages rps and
-    percentiles over 10 s, which flattens a spike. Locust's is the fallback (e.g. a
-    custom locustfile that records no versions)."""
+    percentiles over 10 s, which flattens a spike, and rounds response times. Locust's is
+    the fallback (e.g. a custom locustfile that records no histograms)."""
     overall = recorder.overall(window_s=3)
     if overall:
         return ([{"t": r["t"], "rps": r["requests"], "fps": r["failures"], "p50": r["p50"],
@@ -88,134 +86,194 @@ def _series(history: list[dict[str, float | None]],
     return history, "Locust's 10 s window"
 
 
+def _figure(ncols: int = 1, nrows: int = 1, **kw: Any) -> tuple[Any, Any]:
+    """A figure laid out by matplotlib's constrained layout, so legends placed outside
+    the axes get their own room instead of covering data."""
+    return _plt().subplots(nrows, ncols, dpi=110, layout="constrained", **kw)
+
+
+def _save(fig: Any, out: Path) -> Path:
+    fig.savefig(out)
+    _plt().close(fig)
+    return out
+
+
+def _users_axis(ax: Any, history: list[dict[str, float | None]], t0: float) -> Any:
+    """The user count as a light grey area on a right-hand axis, behind the data."""
+    if not history:
+        return None
+    twin = ax.twinx()
+    users = [h["users"] or 0 for h in history]
+    twin.fill_between(_rel([h["t"] for h in history], t0), users, step="post",  # type: ignore[misc]
+                      color="0.5", alpha=0.15, lw=0, label="users (right axis)")
+    twin.set_ylim(0, max(users) * 1.15 or 1)
+    twin.set_ylabel("users", color="0.4")
+    twin.tick_params(axis="y", colors="0.4")
+    twin.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_zorder(twin.get_zorder() + 1)  # the data in front of the area
+    ax.patch.set_visible(False)
+    return twin
+
+
+def _legend_below(ax: Any, *more: Any) -> None:
+    """One legend row under the axes (outside the data), with the entries of `more` axes."""
+    handles, labels = ax.get_legend_handles_labels()
+    for other in more:
+        if other is not None:
+            h, lab = other.get_legend_handles_labels()
+            handles, labels = handles + h, labels + lab
+    if handles:
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                  ncol=min(len(handles), 5), fontsize=8, frameon=False)
+
+
 def _time_axes(ax: Any, ylabel: str, title: str, history: list[dict[str, float | None]],
                t0: float) -> None:
     """Labels, grid, the user count on a second axis and the legend of a time-series plot."""
     ax.set_xlabel("seconds since start")
     ax.set_ylabel(ylabel)
-    ax.set_ylim(bottom=0)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    if history:
-        _users_axis(ax, history, t0)
-    ax.legend(loc="upper left", fontsize=8)
+    _legend_below(ax, _users_axis(ax, history, t0))
 
 
-def _slo_line(ax: Any, limit: float | None, name: str, color: str, peak: float) -> float:
+def _slo_line(ax: Any, limit: float | None, name: str, color: str, peak: float) -> float | None:
     """Draw the SLO as a dashed line, or, when it is far above the data, as a legend entry
     only (an axis stretched to a distant SLO flattens the curves people came to read).
-    Returns the height the y axis needs for it."""
+    Returns the limit when it is drawn on the axis, else None."""
     if limit is None:
-        return 0.0
+        return None
     if peak and limit > 3 * peak:
         ax.plot([], [], color=color, ls="--", lw=1, label=f"{name} {limit:g} ms (off scale)")
-        return peak * 1.25
-    ax.axhline(limit, color=color, ls="--", lw=1, alpha=0.8, label=name)
-    return limit * 1.1
+        return None
+    ax.axhline(limit, color=color, ls="--", lw=1.2, alpha=0.9, label=f"{name} {limit:g} ms")
+    return limit
+
+
+def _fit_y(ax: Any, values: Sequence[float]) -> None:
+    """From 0, unless every value is in the top half of the range: then zoom in, so a p95
+    at 1048 ms shows clearly above a 1000 ms SLO instead of on top of it."""
+    lo, hi = min(values), max(values)
+    if lo > 0.5 * hi:
+        pad = max((hi - lo) * 0.25, hi * 0.01)
+        ax.set_ylim(lo - pad, hi + pad)
+    else:
+        ax.set_ylim(0, hi * 1.1 or 1)
+
+
+def _gate_numbers(run: Mapping[str, Any] | None) -> str:
+    if not run or run.get("p95_ms") is None:
+        return ""
+    return (f"\nwhole run (the SLO gate's numbers): p50 {_ms(run['p50_ms'])}, "
+            f"p95 {_ms(run['p95_ms'])}, p99 {_ms(run['p99_ms'])} ms")
 
 
 def plot_latency(series: list[dict[str, float | None]], history: list[dict[str, float | None]],
-                 slo: Slo, out: Path, t0: float, window: str) -> Path | None:
-    """p50/p95/p99 over time with the SLO lines and the user count."""
+                 slo: Slo, out: Path, t0: float, window: str,
+                 run: Mapping[str, Any] | None = None) -> Path | None:
+    """p50/p95/p99 over time with the SLO lines, the user count and, in the title, the
+    whole run's percentiles (`run`: p50_ms/p95_ms/p99_ms, the numbers the gate used)."""
     rows = [h for h in series if h["p50"] is not None and (h["p50"] or 0) > 0]
     if not rows:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
+    fig, ax = _figure(figsize=(9, 4.6))
     ts = _rel([h["t"] for h in rows], t0)  # type: ignore[misc]
-    for key, color in (("p50", "tab:green"), ("p95", "tab:orange"), ("p99", "tab:red")):
-        ax.plot(ts, [h[key] for h in rows], color=color, lw=1.6, label=key)
-    peak = max((h["p99"] or 0) for h in rows)
-    top = max([peak * 1.1] + [_slo_line(ax, limit, name, color, peak)
-                              for limit, name, color in ((slo.p95_ms, "p95 SLO", "tab:orange"),
-                                                         (slo.p99_ms, "p99 SLO", "tab:red"))])
-    ax.set_ylim(0, top)
-    _time_axes(ax, "response time, ms",
-               f"Response time percentiles, all requests ({window})", history, t0)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    for key, color, lw in (("p50", "tab:green", 1.2), ("p95", "tab:orange", 2.0),
+                           ("p99", "tab:red", 1.2)):
+        ax.plot(ts, [h[key] for h in rows], color=color, lw=lw, label=key)
+    values = [float(h[k]) for h in rows for k in ("p50", "p95", "p99")  # type: ignore[arg-type]
+              if h[k] is not None]
+    peak = max(values)
+    drawn = [_slo_line(ax, limit, name, color, peak)
+             for limit, name, color in ((slo.p95_ms, "p95 SLO", "tab:orange"),
+                                        (slo.p99_ms, "p99 SLO", "tab:red"))]
+    _fit_y(ax, values + [d for d in drawn if d is not None])
+    _time_axes(ax, "response time, ms", f"Response time, all requests ({window})"
+               + _gate_numbers(run), history, t0)
+    return _save(fig, out)
 
 
 def plot_throughput(series: list[dict[str, float | None]],
                     history: list[dict[str, float | None]], out: Path, t0: float,
                     failures_by_error: Sequence[Mapping[str, Any]] = (),
                     window: str = "") -> Path | None:
-    """Requests/s and failures/s over time, and the failures by error message."""
-    if not series:
+    """Requests/s over time; failures/s on the same axes and the failures by error
+    message in a panel below, only when there were failures."""
+    if not any(h["rps"] for h in series):
         return None
-    plt = _plt()
-    ratios = [3, 2] if failures_by_error else [6, 1]
-    fig, (ax, fx) = plt.subplots(2, 1, figsize=(9, 5.6 if failures_by_error else 4.6),
-                                 dpi=110, gridspec_kw={"height_ratios": ratios})
+    failed = bool(failures_by_error) or any(h["fps"] for h in series)
+    top = sorted(failures_by_error, key=lambda f: -f["occurrences"])[:6]
+    if top:
+        fig, (ax, fx) = _figure(nrows=2, figsize=(9, 5.2 + 0.25 * len(top)),
+                                gridspec_kw={"height_ratios": [3, 0.8 + 0.3 * len(top)]})
+    else:
+        fig, ax = _figure(figsize=(9, 4.2))
     ts = _rel([h["t"] for h in series], t0)  # type: ignore[misc]
     ax.plot(ts, [h["rps"] or 0 for h in series], color="tab:blue", lw=1.6,
             label="requests/s")
-    ax.plot(ts, [h["fps"] or 0 for h in series], color="tab:red", lw=1.4, label="failures/s")
-    _time_axes(ax, "per second", f"Throughput and failures over time ({window.split(';')[0]})",
-               history, t0)
-    if failures_by_error:
-        top = sorted(failures_by_error, key=lambda f: -f["occurrences"])[:6]
-        labels = [f"{f['name']}: {str(f['error'])[:60]}" for f in top]
-        fx.barh(range(len(top)), [f["occurrences"] for f in top], color="tab:red")
-        fx.set_yticks(range(len(top)), labels, fontsize=7)
-        fx.invert_yaxis()
+    if failed:
+        fps = [h["fps"] or 0 for h in series]
+        ax.fill_between(ts, fps, color="tab:red", alpha=0.35, lw=0)
+        ax.plot(ts, fps, color="tab:red", lw=1.2, label="failures/s")
+    ax.set_ylim(bottom=0)
+    total = sum(f["occurrences"] for f in failures_by_error)
+    state = f"{total} failures" if total else ("failures" if failed else "no failures")
+    _time_axes(ax, "per second", f"Throughput ({window.split(';')[0]}): {state}", history, t0)
+    if top:  # labels above the bars, not as tick labels that would squeeze the axes above
+        ys = range(len(top) - 1, -1, -1)  # the most frequent error on top
+        bars = fx.barh(ys, [f["occurrences"] for f in top], color="tab:red", height=0.3,
+                       align="edge")
+        fx.bar_label(bars, padding=3, fontsize=8)
+        for y, f in zip(ys, top, strict=True):
+            fx.annotate(f"{f['name']}: {str(f['error'])[:110]}", (0, y + 0.36), xytext=(3, 0),
+                        textcoords="offset points", fontsize=8, va="bottom")
+        fx.set_ylim(-0.15, len(top))
+        fx.set_yticks([])
+        fx.set_xlim(0, max(f["occurrences"] for f in top) * 1.12)
         fx.set_xlabel("occurrences")
-        fx.set_title("Failures by error")
-    else:
-        fx.axis("off")
-        fx.text(0.5, 0.5, "no failures", ha="center", va="center", fontsize=12,
-                color="tab:green")
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+        fx.set_title("Failures by error", fontsize=10)
+    return _save(fig, out)
 
 
 def plot_versions(recorder: VersionRecorder, slo: Slo, out: Path, t0: float) -> Path | None:
-    """Per model version: p95 over time (5 s window), and p50/p95/p99 with the error ratio."""
+    """Per model version: p95 over time (5 s window), and the whole run's p50/p95/p99 (the
+    numbers a per-version gate uses) with requests and error ratio under each version.
+    Only for two versions or more: with one, latency.png already shows all of it."""
     summary = recorder.summary()
-    if not summary:
+    if len(summary) < 2:
         return None
-    plt = _plt()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110,
-                                 gridspec_kw={"width_ratios": [3, 2]})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, (ax, bx) = _figure(ncols=2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [3, 2]})
     series = recorder.series(0.95, 5)
     for i, (version, points) in enumerate(series.items()):
         if points:
             ax.plot([p[0] - t0 for p in points], [p[1] for p in points],
-                    color=colors[i % len(colors)], lw=1.6, label=f"{version} p95")
-    peak = max((p[1] for points in series.values() for p in points),
-               default=0)
-    ax.set_ylim(0, max(peak * 1.1, _slo_line(ax, slo.p95_ms, "p95 SLO", "k", peak)) or None)
+                    color=VERSION_COLORS[i % len(VERSION_COLORS)], lw=1.6, label=version)
+    values = [p[1] for points in series.values() for p in points]
+    drawn = _slo_line(ax, slo.p95_ms, "p95 SLO", "k", max(values, default=0))
+    if values:
+        _fit_y(ax, values + ([drawn] if drawn is not None else []))
     ax.set_xlabel("seconds since start")
     ax.set_ylabel("p95 response time, ms")
-    ax.set_title("p95 by x-model-version (5 s window)")
+    ax.set_title("p95 by x-model-version (5 s window)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend_below(ax)
     versions = list(summary)
-    width = 0.25
+    width = 0.26
     for j, (key, color) in enumerate((("p50_ms", "tab:green"), ("p95_ms", "tab:orange"),
                                       ("p99_ms", "tab:red"))):
         xs = [i + (j - 1) * width for i in range(len(versions))]
-        bx.bar(xs, [summary[v][key] or 0 for v in versions], width, color=color,
-               label=key.replace("_ms", ""))
+        bars = bx.bar(xs, [summary[v][key] or 0 for v in versions], width, color=color,
+                      label=key.replace("_ms", ""))
+        bx.bar_label(bars, fmt="%.4g", padding=2, fontsize=7)
     top = max((summary[v]["p99_ms"] or 0) for v in versions) or 1
-    for i, v in enumerate(versions):
-        s = summary[v]
-        bx.text(i, top * 1.04, f"{s['requests']} req\n{s['error_ratio']:.2%} err",
-                ha="center", va="bottom", fontsize=8)
-    bx.set_ylim(0, top * 1.3)
-    bx.set_xticks(range(len(versions)), versions, fontsize=8)
+    bx.set_ylim(0, top * 1.15)
+    bx.set_xticks(range(len(versions)),
+                  [f"{v}\n{summary[v]['requests']} req, {summary[v]['error_ratio']:.2%} err"
+                   for v in versions], fontsize=8)
     bx.set_ylabel("ms")
-    bx.set_title("Per version, whole run")
-    bx.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    bx.set_title("Per version, whole run", fontsize=10)
+    _legend_below(bx)
+    return _save(fig, out)
 
 
 def plot_replicas(replicas: list[dict[str, float]], history: list[dict[str, float | None]],
@@ -223,27 +281,18 @@ def plot_replicas(replicas: list[dict[str, float]], history: list[dict[str, floa
     """Desired and ready replicas of the watched Deployment, with the user count."""
     if not replicas:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=110)
+    fig, ax = _figure(figsize=(9, 4.0))
     ts = [r["t"] - t0 for r in replicas]
     ax.step(ts, [r["desired"] for r in replicas], where="post", color="tab:purple", lw=1.6,
             label="desired")
     ax.step(ts, [r["ready"] for r in replicas], where="post", color="tab:green", lw=1.6,
             ls="--", label="ready")
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("replicas")
     ax.set_ylim(0, max(max(r["desired"] for r in replicas),
                        max(r["ready"] for r in replicas)) + 1)
     ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.set_title(f"Replicas of {deployment}" if deployment else "Replicas")
-    ax.grid(alpha=0.3)
-    if history:
-        _users_axis(ax, history, t0)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    _time_axes(ax, "replicas", f"Replicas of {deployment}" if deployment else "Replicas",
+               history, t0)
+    return _save(fig, out)
 
 
 def load_recorder(path: Path) -> VersionRecorder:
@@ -265,7 +314,7 @@ def render_plots(report_dir: Path, slo: Slo, failures_by_error: Sequence[Mapping
     series, window = _series(history, recorder)
     written = [
         plot_latency(series, history, slo, report_dir / "latency.png", t0,  # type: ignore[arg-type]
-                     window),
+                     window, recorder.overall_summary()),
         plot_throughput(series, history, report_dir / "throughput.png", t0,  # type: ignore[arg-type]
                         failures_by_error, window),
         plot_versions(recorder, slo, report_dir / "versions.png", t0),  # type: ignore[arg-type]
@@ -273,10 +322,6 @@ def render_plots(report_dir: Path, slo: Slo, failures_by_error: Sequence[Mapping
                       deployment),
     ]
     return [p for p in written if p is not None]
-
-
-def _ms(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
 
 
 def summary_markdown(*, host: str, config: Mapping[str, Any], result: Mapping[str, Any],
@@ -294,12 +339,20 @@ def summary_markdown(*, host: str, config: Mapping[str, Any], result: Mapping[st
              f"({result['failure_ratio']:.2%}), {result['rps']:.1f} req/s; "
              f"p50 {_ms(result['p50_ms'])} ms, p95 {_ms(result['p95_ms'])} ms, "
              f"p99 {_ms(result['p99_ms'])} ms.**", ""]
+    method = result.get("percentile_method")
+    if method:
+        rounded = result.get("locust_rounded") or {}
+        lines += [f"Percentiles here (and the gates' numbers): {method}."
+                  + (f" Locust's own report rounds response times to 2 significant digits "
+                     f"(its p50/p95/p99: {_ms(rounded.get('p50_ms'))} / "
+                     f"{_ms(rounded.get('p95_ms'))} / {_ms(rounded.get('p99_ms'))} ms)."
+                     if rounded.get("p95_ms") is not None else ""), ""]
     if verdicts:
         lines += ["## SLO", "", "| check | scope | threshold | observed | verdict |",
                   "| --- | --- | --- | --- | --- |"]
         for v in verdicts:
             unit = "" if v.name in ("failure_ratio", "requests") else " ms"
-            obs = "n/a" if v.observed is None else f"{v.observed:.4g}{unit}"
+            obs = "n/a" if v.observed is None else f"{v.observed:g}{unit}"
             lines.append(f"| {v.name} | {v.scope} | {v.threshold:g}{unit} | {obs} | "
                          f"{'ok' if v.ok else '**broken**'} |")
         lines.append("")
@@ -331,7 +384,27 @@ def summary_markdown(*, host: str, config: Mapping[str, Any], result: Mapping[st
                      "limited the rate. Run again with more `--workers`.**")
     lines += ["", "## Plots", ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots]
-    lines += ["", "Locust's own report: [locust.html](locust.html); raw numbers: "
-              "`locust_stats.csv`, `locust_stats_history.csv`, `locust_failures.csv`, "
-              "`versions.json`.", ""]
+    lines += ["", "Locust's own report (its rounded percentiles): [locust.html](locust.html); "
+              "raw numbers: `locust_stats.csv`, `locust_stats_history.csv`, "
+              "`locust_failures.csv`; the latency histograms: `versions.json`.", ""]
     return "\n".join(lines)
+
+
+def write_html(path: Path, markdown: str) -> Path:
+    """`summary.md` as a standalone HTML page (the PNGs beside it shown inline). Raw HTML in
+    the Markdown (e.g. in a server's error message) is escaped, not rendered."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    title = markdown.splitlines()[0].lstrip("# ") if markdown else "Load test"
+    page = (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{escape(title)}</title>\n<style>{_CSS}</style></head>\n"
+            f"<body>\n{body}</body></html>\n")
+    path.write_text(page)
+    return path
+
+
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;"
+        "color:#222}table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;"
+        "padding:.25rem .6rem;text-align:right}th:first-child,td:first-child{text-align:left}"
+        "img{max-width:100%;display:block;margin:1rem 0}code{background:#f3f3f3}")

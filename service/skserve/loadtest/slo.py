@@ -1,7 +1,7 @@
 """The SLO gate: thresholds for p95, p99 and the failure ratio, and the verdicts on a run.
 
-Pure: stats in, verdicts out. The CLI and the locustfile turn a broken verdict into a
-non-zero exit code and print which one broke.
+Pure: stats in, verdicts out. The CLI and the locustfile turn a broken verdict into exit
+code 3 and print which one broke. The percentiles come from `latency.py`'s histograms.
 """
 
 from __future__ import annotations
@@ -67,14 +67,18 @@ class Verdict:
     scope: str = "all"
 
     def __str__(self) -> str:
-        state = "ok" if self.ok else "BROKEN"
+        return f"{'ok' if self.ok else 'BROKEN'}: {self.detail}"
+
+    @property
+    def detail(self) -> str:
+        """What was checked, e.g. `p95 [demand:v2] 130 ms > 100 ms`."""
         where = "" if self.scope == "all" else f" [{self.scope}]"
         if self.name == "requests":
-            return f"{state}: requests{where}: {self.observed:g} completed (need at least 1)"
+            return f"requests{where}: {self.observed:g} completed (need at least 1)"
         unit = "" if self.name == "failure_ratio" else " ms"
         observed = "n/a" if self.observed is None else f"{self.observed:g}{unit}"
         op = "<=" if self.ok else ">"
-        return f"{state}: {self.name}{where} {observed} {op} {self.threshold:g}{unit}"
+        return f"{self.name}{where} {observed} {op} {self.threshold:g}{unit}"
 
 
 def evaluate(slo: Slo, *, requests: int, failures: int, p95_ms: float | None,

@@ -2,8 +2,10 @@
 
 Importing this module registers skserve's command-line options and event listeners with
 Locust; a locustfile only needs `from skserve.loadtest.users import SkserveUser` (and the
-shape). In distributed mode each worker samples its own rows and ships its per-version
-histograms to the master with every stats report.
+shape). Every request's latency, as Locust measured it, goes into skserve's bounded-error
+histograms (`latency.py`), which the SLO gates use instead of Locust's rounded percentiles.
+In distributed mode each worker samples its own rows and ships its histograms to the
+master with every stats report.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
+from .latency import ERROR_BOUND
 from .sampling import RowPool, parse_mix, rows_from_file
 from .schedules import SHAPES
 from .slo import Slo, broken, evaluate
@@ -95,7 +98,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 
 
 @events.request.add_listener
-def _on_request(response_time: float, response: Any = None, exception: Any = None,
+def _on_request(name: str, response_time: float, response: Any = None, exception: Any = None,
                 start_time: float | None = None, **_: Any) -> None:
     version = None
     if response is not None:
@@ -106,7 +109,7 @@ def _on_request(response_time: float, response: Any = None, exception: Any = Non
     import time
 
     RECORDER.add(version, float(response_time), exception is None,
-                 start_time if start_time is not None else time.time())
+                 start_time if start_time is not None else time.time(), name)
 
 
 @events.report_to_master.add_listener
@@ -120,9 +123,13 @@ def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
 
 
 def write_versions(path: Path) -> None:
-    """Per-version summary and timeline as JSON (read back by the report)."""
+    """Exact-within-a-stated-bound percentiles (overall, per version, per endpoint), how
+    they were computed, and the histograms and timeline behind them, as JSON (read back by
+    the harness and the report)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"summary": RECORDER.summary(), "payload": RECORDER.to_payload()}
+    doc = {"method": ERROR_BOUND, "overall": RECORDER.overall_summary(),
+           "summary": RECORDER.summary(), "endpoints": RECORDER.endpoint_summary(),
+           "payload": RECORDER.to_payload()}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, path)
@@ -131,7 +138,8 @@ def write_versions(path: Path) -> None:
 def final_stats(environment: Environment) -> dict[str, Any]:
     """Locust's totals once every user has stopped: {name: requests, failures, rps, p50/
     p95/p99/avg ms}, "Aggregated" for the whole run. Locust's stats CSV is written once a
-    second and can miss the last in-flight requests; this cannot."""
+    second and can miss the last in-flight requests; this cannot. Its percentiles are
+    Locust's, rounded to 2 significant digits; the gate uses `write_versions`' instead."""
     out: dict[str, Any] = {}
     entries = [*environment.stats.entries.values(), environment.stats.total]
     for entry in entries:
@@ -176,9 +184,9 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
               getattr(options, "skserve_slo_p99_ms", None),
               getattr(options, "skserve_slo_max_failure_ratio", None))
     total = environment.stats.total
+    exact = RECORDER.overall_summary() or {}
     verdicts = evaluate(slo, requests=total.num_requests, failures=total.num_failures,
-                        p95_ms=total.get_response_time_percentile(0.95) or None,
-                        p99_ms=total.get_response_time_percentile(0.99) or None)
+                        p95_ms=exact.get("p95_ms"), p99_ms=exact.get("p99_ms"))
     for verdict in broken(verdicts):
         log.error("SLO %s", verdict)
     if broken(verdicts):
