@@ -50,9 +50,13 @@ def _add_options(parser: Any) -> None:
                        help="mean wait between a user's requests (0: closed loop)")
     group.add_argument("--skserve-versions-out", default="",
                        help="write per-version results (JSON) here at the end")
-    group.add_argument("--skserve-slo-p95-ms", type=float, default=None)
-    group.add_argument("--skserve-slo-p99-ms", type=float, default=None)
-    group.add_argument("--skserve-slo-max-failure-ratio", type=float, default=None)
+    group.add_argument("--skserve-slo-p95-ms", type=float, default=None,
+                       help="exit 3 if the run's p95 (skserve's histogram, not Locust's "
+                       "rounded one) exceeds this")
+    group.add_argument("--skserve-slo-p99-ms", type=float, default=None,
+                       help="exit 3 if the run's p99 exceeds this")
+    group.add_argument("--skserve-slo-max-failure-ratio", type=float, default=None,
+                       help="exit 3 if failures/requests exceeds this")
 
 
 def fetch_metadata(host: str, timeout: float = 10.0) -> dict[str, Any]:
