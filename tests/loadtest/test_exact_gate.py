@@ -79,6 +79,8 @@ def test_1002_to_1049_ms_fails_a_1000_ms_p95_and_passes_a_1150_ms_p99(tmp_path, 
     assert "skserve loadtest: error: SLO broken: p95" in err
     summary = (tmp_path / "report" / "summary.md").read_text()
     assert f"p95 {result['p95_ms']:g} ms" in summary and ERROR_BOUND in summary
+    users = json.loads((tmp_path / "report" / "versions.json").read_text())["users"]
+    assert max(n for _t, n in users) == 10  # the users curve the plots draw
 
 
 def test_distributed_workers_merge_per_version_histograms_within_the_bound(
@@ -98,6 +100,7 @@ def test_distributed_workers_merge_per_version_histograms_within_the_bound(
     assert sorted(doc["versions"]) == sorted(versions) == sorted(client)
     for version in versions:
         stats = doc["versions"][version]
+        # every request a worker measured reached the master (the shape's final drain)
         assert stats["requests"] == len(client[version]) >= 10
         exact = exact_percentile(client[version], 0.95)
         assert within_bound(stats["p95_ms"], exact), (version, stats["p95_ms"], exact)

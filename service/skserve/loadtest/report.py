@@ -79,9 +79,9 @@ def _series(history: list[dict[str, float | None]],
     percentiles over 10 s, which flattens a spike, and rounds response times. Locust's is
     the fallback (e.g. a custom locustfile that records no histograms)."""
     overall = recorder.overall(window_s=3)
-    if overall:
-        return ([{"t": r["t"], "rps": r["requests"], "fps": r["failures"], "p50": r["p50"],
-                  "p95": r["p95"], "p99": r["p99"]} for r in overall],
+    if overall:  # a second's numbers drawn in its middle, between the user counts around it
+        return ([{"t": r["t"] + 0.5, "rps": r["requests"], "fps": r["failures"],  # type: ignore[operator]
+                  "p50": r["p50"], "p95": r["p95"], "p99": r["p99"]} for r in overall],
                 "per second; percentiles over 3 s")
     return history, "Locust's 10 s window"
 
@@ -98,15 +98,16 @@ def _save(fig: Any, out: Path) -> Path:
     return out
 
 
-def _users_axis(ax: Any, history: list[dict[str, float | None]], t0: float) -> Any:
-    """The user count as a light grey area on a right-hand axis, behind the data."""
-    if not history:
+def _users_axis(ax: Any, users: Sequence[tuple[float, float]], t0: float) -> Any:
+    """The user count, (epoch s, users) at each change, as a light grey area on a
+    right-hand axis, behind the data."""
+    if not users:
         return None
     twin = ax.twinx()
-    users = [h["users"] or 0 for h in history]
-    twin.fill_between(_rel([h["t"] for h in history], t0), users, step="post",  # type: ignore[misc]
-                      color="0.5", alpha=0.15, lw=0, label="users (right axis)")
-    twin.set_ylim(0, max(users) * 1.15 or 1)
+    counts = [n for _t, n in users]
+    twin.fill_between([t - t0 for t, _n in users], counts, step="post", color="0.5",
+                      alpha=0.15, lw=0, label="users (right axis)")
+    twin.set_ylim(0, max(counts) * 1.15 or 1)
     twin.set_ylabel("users", color="0.4")
     twin.tick_params(axis="y", colors="0.4")
     twin.yaxis.get_major_locator().set_params(integer=True)
@@ -124,17 +125,20 @@ def _legend_below(ax: Any, *more: Any) -> None:
             handles, labels = handles + h, labels + lab
     if handles:
         ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16),
-                  ncol=min(len(handles), 5), fontsize=8, frameon=False)
+                  ncol=min(len(handles), 6), fontsize=8, frameon=False)
 
 
-def _time_axes(ax: Any, ylabel: str, title: str, history: list[dict[str, float | None]],
-               t0: float) -> None:
-    """Labels, grid, the user count on a second axis and the legend of a time-series plot."""
+def _time_axes(ax: Any, ylabel: str, title: str, users: Sequence[tuple[float, float]],
+               t0: float, ts: Sequence[float]) -> None:
+    """Labels, grid, the user count on a second axis and the legend of a time-series plot
+    whose data spans `ts` (the x axis ends there: not over Locust's start-up or a
+    distributed run's final drain, when no requests ran)."""
+    ax.set_xlim(min(ts) - 0.5, max(ts) + 0.5)
     ax.set_xlabel("seconds since start")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    _legend_below(ax, _users_axis(ax, history, t0))
+    _legend_below(ax, _users_axis(ax, users, t0))
 
 
 def _slo_line(ax: Any, limit: float | None, name: str, color: str, peak: float) -> float | None:
@@ -168,7 +172,7 @@ def _gate_numbers(run: Mapping[str, Any] | None) -> str:
             f"p95 {_ms(run['p95_ms'])}, p99 {_ms(run['p99_ms'])} ms")
 
 
-def plot_latency(series: list[dict[str, float | None]], history: list[dict[str, float | None]],
+def plot_latency(series: list[dict[str, float | None]], users: Sequence[tuple[float, float]],
                  slo: Slo, out: Path, t0: float, window: str,
                  run: Mapping[str, Any] | None = None) -> Path | None:
     """p50/p95/p99 over time with the SLO lines, the user count and, in the title, the
@@ -189,12 +193,12 @@ def plot_latency(series: list[dict[str, float | None]], history: list[dict[str, 
                                         (slo.p99_ms, "p99 SLO", "tab:red"))]
     _fit_y(ax, values + [d for d in drawn if d is not None])
     _time_axes(ax, "response time, ms", f"Response time, all requests ({window})"
-               + _gate_numbers(run), history, t0)
+               + _gate_numbers(run), users, t0, ts)
     return _save(fig, out)
 
 
 def plot_throughput(series: list[dict[str, float | None]],
-                    history: list[dict[str, float | None]], out: Path, t0: float,
+                    users: Sequence[tuple[float, float]], out: Path, t0: float,
                     failures_by_error: Sequence[Mapping[str, Any]] = (),
                     window: str = "") -> Path | None:
     """Requests/s over time; failures/s on the same axes and the failures by error
@@ -218,7 +222,8 @@ def plot_throughput(series: list[dict[str, float | None]],
     ax.set_ylim(bottom=0)
     total = sum(f["occurrences"] for f in failures_by_error)
     state = f"{total} failures" if total else ("failures" if failed else "no failures")
-    _time_axes(ax, "per second", f"Throughput ({window.split(';')[0]}): {state}", history, t0)
+    _time_axes(ax, "per second", f"Throughput ({window.split(';')[0]}): {state}", users, t0,
+               ts)
     if top:  # labels above the bars, not as tick labels that would squeeze the axes above
         ys = range(len(top) - 1, -1, -1)  # the most frequent error on top
         bars = fx.barh(ys, [f["occurrences"] for f in top], color="tab:red", height=0.3,
@@ -246,7 +251,7 @@ def plot_versions(recorder: VersionRecorder, slo: Slo, out: Path, t0: float) -> 
     series = recorder.series(0.95, 5)
     for i, (version, points) in enumerate(series.items()):
         if points:
-            ax.plot([p[0] - t0 for p in points], [p[1] for p in points],
+            ax.plot([p[0] + 0.5 - t0 for p in points], [p[1] for p in points],
                     color=VERSION_COLORS[i % len(VERSION_COLORS)], lw=1.6, label=version)
     values = [p[1] for points in series.values() for p in points]
     drawn = _slo_line(ax, slo.p95_ms, "p95 SLO", "k", max(values, default=0))
@@ -276,7 +281,7 @@ def plot_versions(recorder: VersionRecorder, slo: Slo, out: Path, t0: float) -> 
     return _save(fig, out)
 
 
-def plot_replicas(replicas: list[dict[str, float]], history: list[dict[str, float | None]],
+def plot_replicas(replicas: list[dict[str, float]], users: Sequence[tuple[float, float]],
                   out: Path, t0: float, deployment: str = "") -> Path | None:
     """Desired and ready replicas of the watched Deployment, with the user count."""
     if not replicas:
@@ -291,35 +296,39 @@ def plot_replicas(replicas: list[dict[str, float]], history: list[dict[str, floa
                        max(r["ready"] for r in replicas)) + 1)
     ax.yaxis.get_major_locator().set_params(integer=True)
     _time_axes(ax, "replicas", f"Replicas of {deployment}" if deployment else "Replicas",
-               history, t0)
+               users, t0, ts)
     return _save(fig, out)
 
 
-def load_recorder(path: Path) -> VersionRecorder:
+def read_versions(path: Path) -> tuple[VersionRecorder, list[tuple[float, float]]]:
+    """`versions.json`: the histograms and timeline, and the user count at each change
+    ([] when absent, e.g. from a custom locustfile)."""
+    doc = json.loads(path.read_text()) if path.exists() else {}
     recorder = VersionRecorder()
-    if path.exists():
-        recorder.merge(json.loads(path.read_text()).get("payload", {}))
-    return recorder
+    recorder.merge(doc.get("payload", {}))
+    return recorder, [(float(t), float(n)) for t, n in doc.get("users") or []]
 
 
 def render_plots(report_dir: Path, slo: Slo, failures_by_error: Sequence[Mapping[str, Any]] = (),
                  deployment: str = "") -> list[Path]:
     """Write every plot the folder's data allows; the paths written."""
     history = read_history(report_dir / "locust_stats_history.csv")
-    recorder = load_recorder(report_dir / "versions.json")
+    recorder, users = read_versions(report_dir / "versions.json")
+    users = users or [(h["t"], h["users"] or 0) for h in history]  # type: ignore[misc]
     replicas = read_replicas(report_dir / "replicas.csv")
-    starts = [h["t"] for h in history[:1]] + [r["t"] for r in replicas[:1]]
-    starts += [sec for sec, _v in list(recorder.timeline)[:1]]
-    t0 = min(starts) if starts else 0.0  # type: ignore[type-var]
+    starts = [users[0][0]] if users else []
+    starts += [r["t"] for r in replicas[:1]]
+    if recorder.timeline:
+        starts.append(min(sec for sec, _v in recorder.timeline))
+    t0 = min(starts) if starts else 0.0
     series, window = _series(history, recorder)
     written = [
-        plot_latency(series, history, slo, report_dir / "latency.png", t0,  # type: ignore[arg-type]
-                     window, recorder.overall_summary()),
-        plot_throughput(series, history, report_dir / "throughput.png", t0,  # type: ignore[arg-type]
-                        failures_by_error, window),
-        plot_versions(recorder, slo, report_dir / "versions.png", t0),  # type: ignore[arg-type]
-        plot_replicas(replicas, history, report_dir / "replicas.png", t0,  # type: ignore[arg-type]
-                      deployment),
+        plot_latency(series, users, slo, report_dir / "latency.png", t0, window,
+                     recorder.overall_summary()),
+        plot_throughput(series, users, report_dir / "throughput.png", t0, failures_by_error,
+                        window),
+        plot_versions(recorder, slo, report_dir / "versions.png", t0),
+        plot_replicas(replicas, users, report_dir / "replicas.png", t0, deployment),
     ]
     return [p for p in written if p is not None]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from .versions import VersionRecorder
 
 log = logging.getLogger("skserve.loadtest")
 RECORDER = VersionRecorder()
+USERS: list[tuple[float, int]] = []  # (epoch s, running users) at each change
 _state: dict[str, Any] = {"pool": None, "mix": {"predict": 1.0, "predict_batch": 0.0}}
 
 
@@ -82,6 +84,10 @@ def build_pool(host: str, options: Any, worker_index: int = 0) -> RowPool:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
+    if not isinstance(environment.runner, WorkerRunner):
+        import gevent
+
+        gevent.spawn(_sample_users, environment)
     if isinstance(environment.runner, MasterRunner):
         return
     options = environment.parsed_options
@@ -101,6 +107,19 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         gevent.spawn_later(0.1, environment.runner.quit)
 
 
+def _sample_users(environment: Environment, interval_s: float = 0.2) -> None:
+    """Every change of the running user count, with its time: the report's users curve.
+    (Locust's stats history samples the count once a second, up to a second late.)"""
+    import gevent
+
+    runner = environment.runner
+    while runner is not None:
+        count = runner.user_count
+        if not USERS or USERS[-1][1] != count:
+            USERS.append((time.time(), count))
+        gevent.sleep(interval_s)
+
+
 @events.request.add_listener
 def _on_request(name: str, response_time: float, response: Any = None, exception: Any = None,
                 start_time: float | None = None, **_: Any) -> None:
@@ -110,8 +129,6 @@ def _on_request(name: str, response_time: float, response: Any = None, exception
             version = response.headers.get("x-model-version")
         except AttributeError:  # a connection error leaves no headers
             version = None
-    import time
-
     RECORDER.add(version, float(response_time), exception is None,
                  start_time if start_time is not None else time.time(), name)
 
@@ -133,6 +150,7 @@ def write_versions(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"method": ERROR_BOUND, "overall": RECORDER.overall_summary(),
            "summary": RECORDER.summary(), "endpoints": RECORDER.endpoint_summary(),
+           "users": [*USERS, (time.time(), USERS[-1][1] if USERS else 0)],
            "payload": RECORDER.to_payload()}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc))
