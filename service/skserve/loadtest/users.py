@@ -51,7 +51,8 @@ def _add_options(parser: Any) -> None:
     group.add_argument("--skserve-think-ms", type=float, default=0.0,
                        help="mean wait between a user's requests (0: closed loop)")
     group.add_argument("--skserve-versions-out", default="",
-                       help="write per-version results (JSON) here at the end")
+                       help="write the percentiles and latency histograms (JSON) here "
+                       "at the end")
     group.add_argument("--skserve-slo-p95-ms", type=float, default=None,
                        help="exit 3 if the run's p95 (skserve's histogram, not Locust's "
                        "rounded one) exceeds this")
