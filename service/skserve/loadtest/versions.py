@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .latency import QUANTILES, Histogram, LatencyHistogram, SparseHistogram
 
+K = TypeVar("K")
 UNKNOWN = "unknown"  # no response or no header (connection errors, other servers)
 
 
@@ -63,6 +64,16 @@ def _sparse() -> VersionStats:
     return VersionStats(hist=SparseHistogram())
 
 
+def _group(groups: dict[K, VersionStats], key: K, new: Callable[[], VersionStats]
+           ) -> VersionStats:
+    """groups[key], created on first use (not `setdefault`, which would build an
+    HdrHistogram, ~190 KB, on every call)."""
+    stats = groups.get(key)
+    if stats is None:
+        stats = groups[key] = new()
+    return stats
+
+
 def aggregate(records: Iterable[tuple[str | None, float, bool]]) -> dict[str, dict[str, Any]]:
     """(version, latency_ms, ok) records → {version: p50/p95/p99, requests, error ratio}.
 
@@ -70,7 +81,7 @@ def aggregate(records: Iterable[tuple[str | None, float, bool]]) -> dict[str, di
     """
     groups: dict[str, VersionStats] = {}
     for version, latency_ms, ok in records:
-        groups.setdefault(version or UNKNOWN, VersionStats()).add(latency_ms, ok)
+        _group(groups, version or UNKNOWN, VersionStats).add(latency_ms, ok)
     return {v: s.summary() for v, s in sorted(groups.items())}
 
 
@@ -92,10 +103,10 @@ class VersionRecorder:
         """One response: its version header (None if absent), latency, success, epoch time
         and, if known, the endpoint (Locust's request name)."""
         key = version or UNKNOWN
-        self.totals.setdefault(key, VersionStats()).add(latency_ms, ok)
+        _group(self.totals, key, VersionStats).add(latency_ms, ok)
         if endpoint is not None:
-            self.endpoints.setdefault(endpoint, VersionStats()).add(latency_ms, ok)
-        self.timeline.setdefault((int(ts), key), _sparse()).add(latency_ms, ok)
+            _group(self.endpoints, endpoint, VersionStats).add(latency_ms, ok)
+        _group(self.timeline, (int(ts), key), _sparse).add(latency_ms, ok)
 
     def to_payload(self) -> dict[str, Any]:
         return {"totals": {v: s.to_payload() for v, s in self.totals.items()},
@@ -113,10 +124,10 @@ class VersionRecorder:
         for mine, theirs in ((self.totals, payload.get("totals", {})),
                              (self.endpoints, payload.get("endpoints", {}))):
             for key, data in theirs.items():
-                mine.setdefault(key, VersionStats()).merge(VersionStats.from_payload(data))
+                _group(mine, key, VersionStats).merge(VersionStats.from_payload(data))
         for sec, version, data in payload.get("timeline", []):
-            stats = self.timeline.setdefault((int(sec), version), _sparse())
-            stats.merge(VersionStats.from_payload(data, SparseHistogram.from_payload))
+            _group(self.timeline, (int(sec), version), _sparse).merge(
+                VersionStats.from_payload(data, SparseHistogram.from_payload))
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """{version: p50/p95/p99, requests, failures, error ratio}, sorted by version."""
@@ -157,7 +168,7 @@ class VersionRecorder:
         (a second with no responses repeats nothing: its percentiles are None)."""
         per_sec: dict[int, VersionStats] = {}
         for (sec, _version), stats in self.timeline.items():
-            per_sec.setdefault(sec, _sparse()).merge(stats)
+            _group(per_sec, sec, _sparse).merge(stats)
         if not per_sec:
             return []
         rows: list[dict[str, float | None]] = []
