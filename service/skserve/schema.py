@@ -7,16 +7,15 @@ generator all validate and sample rows from the same description without new cod
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, create_model
 
 from .errors import InvalidInput
+from .validation import Rule
 
 Dtype = Literal["float", "int", "category", "datetime"]
 
@@ -25,9 +24,6 @@ Dtype = Literal["float", "int", "category", "datetime"]
 MAX_INT_LEVELS = 20
 # Numbers this many spans beyond the observed range are input errors, not drift.
 VALID_RANGE_SPANS = 1.0
-# Timestamps more than this many years from the training range are input errors.
-DATETIME_VALID_YEARS = 50
-ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d")
 
 
 @dataclass(frozen=True)
@@ -114,74 +110,24 @@ def infer_schema(frame: pd.DataFrame, target: str, time_column: str | None = Non
     return FeatureSchema(features, target, time_column, _number(y.min()), _number(y.max()))
 
 
-def _maybe_null(typ: Any, feature: Feature) -> Any:
-    return typ | None if feature.nullable else typ
-
-
-def _one_of(levels: list[int]):
-    allowed = frozenset(levels)
-
-    def check(value: int) -> int:
-        if value not in allowed:
-            raise ValueError(f"must be one of {levels}")
-        return value
-
-    return check
-
-
-def _iso_text(value: Any) -> Any:
-    """Timestamps are ISO 8601 text: a bare number (epoch seconds?) is too easy to misread."""
-    if isinstance(value, datetime) or (isinstance(value, str) and ISO_DATE.match(value)):
-        return value
-    raise ValueError("must be an ISO 8601 date-time string (YYYY-MM-DDTHH:MM:SS)")
-
-
-def _wall_clock(low: datetime, high: datetime):
-    def check(value: datetime) -> datetime:
-        value = value.replace(tzinfo=None)
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low.year} and {high.year}")
-        return value
-
-    return check
-
-
-def _field_type(feature: Feature) -> tuple[Any, Any]:
-    """The pydantic annotation and Field for one feature: required; null (a missing value,
-    imputed by the pipeline) allowed where the training data had missing values."""
-    description = f"{feature.dtype} feature"
-    if feature.dtype == "datetime":
-        seen = [datetime.fromisoformat(str(v)) for v in (feature.min, feature.max)]
-        low = seen[0].replace(year=max(1, seen[0].year - DATETIME_VALID_YEARS))
-        high = seen[1].replace(year=min(9999, seen[1].year + DATETIME_VALID_YEARS))
-        typ = Annotated[datetime, BeforeValidator(_iso_text),
-                        AfterValidator(_wall_clock(low, high))]
-        return typ, Field(..., strict=False, description="timestamp, ISO 8601, wall-clock "
-                          "time of the training data (an offset, if given, is dropped)")
-    if feature.dtype == "category":
-        typ: Any = Literal[tuple(feature.categories or ())] if feature.categories else str
-        return _maybe_null(typ, feature), Field(..., description=description)
-    if feature.dtype == "int" and feature.categories:
-        # Not Literal: pydantic matches `false` to a Literal 0 because False == 0.
-        levels = [int(c) for c in feature.categories]
-        typ = Annotated[int, AfterValidator(_one_of(levels))]
-        return _maybe_null(typ, feature), Field(..., description=f"{description}, one of {levels}",
-                                 json_schema_extra={"enum": levels})
-    low, high = feature.valid_bounds() or (None, None)
-    typ = int if feature.dtype == "int" else float
-    desc = f"{description}; seen in training {feature.min} .. {feature.max}"
-    field_info = Field(..., ge=low, le=high, allow_inf_nan=False, description=desc)
-    if typ is int:
-        field_info = Field(..., ge=low, le=high, description=desc)
-    return _maybe_null(typ, feature), field_info
+def _field(feature: Feature) -> tuple[Any, Any]:
+    """The pydantic annotation and Field for one feature: required (null only where the
+    rule allows it), checked by the feature's `validation.Rule`, the one definition of a
+    valid value the batch scorer applies too."""
+    rule = Rule.of(feature)
+    typ = Annotated[Any, PlainValidator(rule.check), WithJsonSchema(rule.json_schema())]
+    seen = (f"; seen in training {feature.min} .. {feature.max}"
+            if feature.dtype in ("float", "int") and feature.min is not None else "")
+    return typ, Field(..., description=rule.description(seen))
 
 
 def request_model(schema: FeatureSchema, name: str = "Row") -> type[BaseModel]:
     """A pydantic model for one input row that rejects unknown fields and bad values.
 
-    Strict: no bool-as-number or number-as-string coercion (JSON timestamps still parse)."""
-    fields = {f.name: _field_type(f) for f in schema.features}
-    config = ConfigDict(extra="forbid", strict=True, title=name)
+    Each field's value is checked by `validation.Rule.check` (no coercion: a boolean is not
+    a number, "2.5" is not a float, a date alone is not a timestamp)."""
+    fields = {f.name: _field(f) for f in schema.features}
+    config = ConfigDict(extra="forbid", title=name)
     return create_model(name, __config__=config, **fields)
 
 

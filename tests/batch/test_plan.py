@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from skserve.batch.plan import (
     InputFile,
     Progress,
+    failed_items,
     plan_fingerprint,
     plan_minibatches,
     shard,
@@ -44,12 +48,27 @@ def test_shard_picks_the_instances_block_and_rejects_bad_indexes() -> None:
         shard(batches, 0, 0)
 
 
+def test_an_unreadable_file_is_one_minibatch_of_no_rows_counting_one_failed_item() -> None:
+    files = [InputFile("a", 5), InputFile("bad", 0, unreadable="not Parquet"),
+             InputFile("c", 3)]
+    batches = plan_minibatches(files, 4)
+    assert [(b.file, b.rows, b.unreadable) for b in batches] == [
+        ("a", 4, None), ("a", 1, None), ("bad", 0, "not Parquet"), ("c", 3, None)]
+    assert failed_items(0, 0, unreadable=True) == 1
+    assert failed_items(4, 1, unreadable=False) == 3
+
+
 def test_fingerprint_changes_with_files_and_settings() -> None:
     files = [InputFile("a", 10)]
     base = plan_fingerprint(files, {"mini_batch_size": 5})
     assert base == plan_fingerprint([InputFile("a", 10)], {"mini_batch_size": 5})
     assert base != plan_fingerprint([InputFile("a", 11)], {"mini_batch_size": 5})
     assert base != plan_fingerprint(files, {"mini_batch_size": 6})
+    assert base != plan_fingerprint([InputFile("a", 0, "gone")], {"mini_batch_size": 5})
+    # a readable file's fingerprint is what it was before `unreadable` existed, so
+    # folders of jobs started by an older version still resume
+    before = {"files": [{"path": "a", "rows": 10}], "settings": {"mini_batch_size": 5}}
+    assert base == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()
 
 
 def test_progress_rate_and_eta_ignore_resumed_rows() -> None:

@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
          f"({rate:,.0f} rows/s)")
     if result["output_file"]:
         _say(f"  output: {result['output_file']} (sha256 {result['output_sha256'][:16]}…)")
-    if result["errors_file"]:
+    if c["rows_failed"]:
         _say(f"  bad rows: {result['errors_file']}")
     if result.get("merged"):
         _say(f"  all shards done: merged into {Path(opts.output) / opts.output_file_name}")
@@ -230,7 +230,8 @@ def _scoring_options(p: argparse.ArgumentParser, *, local: bool) -> None:
     p.add_argument("--output-file-name", default="predictions.csv",
                    help="output file name, .csv or .parquet (default predictions.csv)")
     p.add_argument("--error-threshold", type=int, default=-1,
-                   help="failed rows tolerated before the job fails; -1 ignores all "
+                   help="failed items tolerated before the job fails: bad rows, rows of "
+                   "failed mini-batches, and each unreadable file as one; -1 ignores all "
                    "failures (default -1)")
     p.add_argument("--max-retries", type=int, default=3,
                    help="retries of a mini-batch whose prediction fails or times out "
@@ -264,8 +265,9 @@ def register(subparsers: Any) -> None:
         description="Validate rows with the online endpoint's schema, predict in "
         "mini-batches, write <output>/<output-file-name> and <output>/logs/{job_progress.txt,"
         "job_error.txt,errors.jsonl,job_result.json}. Killed and started again with the same "
-        "arguments, it resumes after the last finished mini-batch. Exit 3 when more rows "
-        "fail than --error-threshold allows.")
+        "arguments, it resumes after the last finished mini-batch. Bad rows, malformed CSV "
+        "records and unreadable files are reported in errors.jsonl, not fatal. Exit 3 when "
+        "more fail than --error-threshold allows.")
     run.add_argument("--input", action="append", required=True,
                      help="a file, a folder (searched recursively) or a glob of .csv/.parquet; "
                      "repeatable")

@@ -2,6 +2,9 @@
 
 Every file is written to a temporary name in the same folder and renamed into place, so a
 reader (or a restarted job) sees either nothing or a complete file, never half of one.
+Files are created with the process's umask (0644 under the usual 022), like any other tool
+writing into a shared output folder. An output with no rows still has its columns: a CSV
+header line, a Parquet schema.
 """
 
 from __future__ import annotations
@@ -10,11 +13,11 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -26,10 +29,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path next to `path`, renamed to it when the block succeeds.
 
     The data is fsync'ed before the rename, so a power cut leaves the old file or the new
-    one. A temp file left by a killed process starts with `.tmp-` and is ignored."""
+    one. A temp file left by a killed process starts with `.tmp-` and is ignored. It is
+    created 0666 less the umask (tempfile.mkstemp would make it 0600, and the rename would
+    keep that)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
-    os.close(fd)
+    tmp = path.parent / f".tmp-{path.name}.{secrets.token_hex(8)}"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield Path(tmp)
         with open(tmp, "rb") as fh:
@@ -55,12 +60,17 @@ def is_parquet(name: str) -> bool:
 
 
 def write_table(path: Path, table: pa.Table) -> None:
-    """One part or output table, CSV or Parquet by the file name, atomically."""
+    """One part or output table, CSV or Parquet by the file name, atomically (with its
+    header or schema even when it has no rows)."""
     with atomic_path(path) as tmp:
-        if is_parquet(path.name):
-            pq.write_table(table, tmp)
-        else:
-            pacsv.write_csv(table, tmp)
+        _write(tmp, path.name, table)
+
+
+def _write(tmp: Path, name: str, table: pa.Table) -> None:
+    if is_parquet(name):
+        pq.write_table(table, tmp)
+    else:
+        pacsv.write_csv(table, tmp)
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
@@ -69,39 +79,35 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
             fh.write(json.dumps(record, default=str) + "\n")
 
 
-def _copy_csv_body(src: BinaryIO, dst: BinaryIO, keep_header: bool) -> None:
-    if not keep_header:
-        src.readline()
-    shutil.copyfileobj(src, dst, 1 << 20)
-
-
-def concat_files(parts: list[Path], dest: Path) -> int:
+def concat_files(parts: list[Path], dest: Path, schema: pa.Schema | None = None) -> int:
     """Concatenate part files into `dest` (CSV: one header; Parquet: one schema; JSON Lines:
-    as they are), streaming, atomically. Returns the number of parts joined."""
+    as they are), streaming, atomically. Returns the number of parts joined.
+
+    CSV and Parquet outputs need `schema`, the output's columns: parts with no rows add
+    nothing (even one with no columns, as older versions wrote), and with no rows at all
+    `dest` still has the header or schema."""
+    if dest.name.endswith(".jsonl"):
+        with atomic_path(dest) as tmp, open(tmp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        return len(parts)
+    assert schema is not None, "CSV and Parquet outputs need their schema"
     with atomic_path(dest) as tmp:
         if is_parquet(dest.name):
-            writer: pq.ParquetWriter | None = None
-            try:
+            with pq.ParquetWriter(tmp, schema) as writer:
                 for part in parts:
                     table = pq.read_table(part)
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table.cast(writer.schema))
-                if writer is None:  # no rows at all: still a readable, empty file
-                    pq.write_table(pa.table({}), tmp)
-            finally:
-                if writer is not None:
-                    writer.close()
+                    if table.num_rows:
+                        writer.write_table(table.cast(schema))
         else:
-            header_written = False
-            with open(tmp, "wb") as out:
+            _write(tmp, dest.name, schema.empty_table())  # the header
+            with open(tmp, "ab") as out:
                 for part in parts:
-                    with open(part, "rb") as src:
-                        is_csv = not part.name.endswith(".jsonl")
-                        if is_csv and part.stat().st_size == 0:
-                            continue
-                        _copy_csv_body(src, out, keep_header=not (is_csv and header_written))
-                        header_written = header_written or is_csv
+                    if part.stat().st_size:
+                        with open(part, "rb") as src:
+                            src.readline()
+                            shutil.copyfileobj(src, out, 1 << 20)
     return len(parts)
 
 

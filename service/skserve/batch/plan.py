@@ -32,28 +32,47 @@ class ScoringOptions:
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input file and its data-row count (header excluded)."""
+    """One input file and its data-row count (header excluded), or why it cannot be read
+    (`batch.inputs` says what a row is)."""
 
     path: str
     rows: int
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True)
 class MiniBatch:
-    """Rows [start, stop) of one file; `index` is global over the whole job, all shards."""
+    """Rows [start, stop) of one file; `index` is global over the whole job, all shards.
+
+    An unreadable file is one mini-batch of no rows with `unreadable` set: it is the one
+    failed item that file counts for (see `failed_items`)."""
 
     index: int
     file: str
     start: int
     stop: int
+    unreadable: str | None = None
 
     @property
     def rows(self) -> int:
         return self.stop - self.start
 
 
+def failed_items(rows: int, scored: int, unreadable: bool) -> int:
+    """What one mini-batch counts against `error_threshold`: its rows that were not scored
+    (bad rows, or all of them when the mini-batch failed), or 1 for an unreadable file.
+
+    Azure ML's error_threshold counts failed items: records for tabular input, files for
+    file input. A file we cannot read has no records we can count (a corrupt Parquet footer,
+    a CSV header that is not text), so it counts as the one item we know failed: the file.
+    Its rows are not scored, and job_result lists it under `files_unreadable`.
+    """
+    return 1 if unreadable else rows - scored
+
+
 def plan_minibatches(files: list[InputFile], mini_batch_size: int) -> list[MiniBatch]:
-    """Cut every file into mini-batches of at most `mini_batch_size` rows, files in order.
+    """Cut every file into mini-batches of at most `mini_batch_size` rows, files in order;
+    an unreadable file is one mini-batch of no rows that only records its failure.
 
     A mini-batch never spans two files, so each one is read from one place and its keys
     (file, row number) come straight from its bounds.
@@ -62,6 +81,9 @@ def plan_minibatches(files: list[InputFile], mini_batch_size: int) -> list[MiniB
         raise InvalidInput(f"mini_batch_size must be at least 1, got {mini_batch_size}")
     batches: list[MiniBatch] = []
     for f in files:
+        if f.unreadable is not None:
+            batches.append(MiniBatch(len(batches), f.path, 0, 0, f.unreadable))
+            continue
         for start in range(0, f.rows, mini_batch_size):
             batches.append(MiniBatch(len(batches), f.path, start, min(start + mini_batch_size,
                                                                       f.rows)))
@@ -91,7 +113,8 @@ def plan_fingerprint(files: list[InputFile], settings: dict[str, Any]) -> str:
 
     A restart resumes only when it matches, so parts from a different plan are never mixed in.
     """
-    doc = {"files": [asdict(f) for f in files], "settings": settings}
+    doc = {"files": [{k: v for k, v in asdict(f).items() if v is not None} for f in files],
+           "settings": settings}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 

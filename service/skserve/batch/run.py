@@ -1,12 +1,13 @@
 """`skserve batch run`: score CSV/Parquet files in mini-batches, resumably, one shard of many.
 
-I/O lives here; the decisions (plan, shard, progress, threshold) are pure functions in
-`plan`. The output folder holds, for one shard:
+I/O lives here and in `inputs` (what a row is, reading); the decisions (plan, shard,
+progress, threshold) are pure functions in `plan`. The output folder holds, for one shard:
 
     <output>/<output_file_name>      every scored row's key and prediction (append_row)
     <output>/logs/job_progress.txt   a line per progress tick: mini-batches, rows/s, ETA
     <output>/logs/job_error.txt      a line per failed mini-batch or mini-batch with bad rows
-    <output>/logs/errors.jsonl       every bad or failed row: key, reason, its values
+    <output>/logs/errors.jsonl       every bad or failed row and unreadable file: where,
+                                     why, its values (empty when nothing failed)
     <output>/logs/job_result.json    status, counts, durations, model, output checksum
     <output>/state/                  the plan's fingerprint and one record per finished
                                      mini-batch: what a restart resumes from
@@ -17,11 +18,8 @@ the last one to finish (or `skserve batch merge`) joins them into `<output>/`.
 
 from __future__ import annotations
 
-import bisect
 import concurrent.futures as cf
-import glob
 import multiprocessing
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -33,23 +31,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import InputNotFound, InvalidInput, JobFailed
 from . import output as out
+from .inputs import Piece, read_minibatches, resolve_inputs, scan
 from .plan import (
     InputFile,
     MiniBatch,
     Progress,
     ScoringOptions,
+    failed_items,
     plan_fingerprint,
     plan_minibatches,
     shard,
     shard_dir_name,
     threshold_exceeded,
 )
+from .worker import Scored
 
-SUFFIXES = (".csv", ".parquet", ".pq")
 OUTPUT_ACTIONS = ("append_row", "summary_only")
 EXIT_THRESHOLD = 3  # the job ran but failed: more bad rows than --error-threshold allows
 
@@ -86,147 +85,73 @@ class ThresholdExceeded(JobFailed):
     """More rows failed than --error-threshold allows."""
 
 
-# ---------------------------------------------------------------- inputs
-
-
-def resolve_inputs(inputs: list[str]) -> list[Path]:
-    """Files from files, folders (searched recursively) and globs, sorted, de-duplicated."""
-    found: set[Path] = set()
-    for spec in inputs:
-        path = Path(spec)
-        if path.is_file():
-            found.add(path)
-        elif path.is_dir():
-            found.update(p for p in path.rglob("*") if p.is_file()
-                         and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
-        elif glob.has_magic(spec):
-            found.update(Path(p) for p in glob.glob(spec, recursive=True)
-                         if Path(p).is_file() and Path(p).suffix.lower() in SUFFIXES)
-        else:
-            raise InputNotFound(f"input not found: {spec}")
-    files = sorted(found, key=str)
-    if not files:
-        raise InputNotFound(f"no .csv or .parquet files in {inputs}")
-    for f in files:
-        if f.suffix.lower() not in SUFFIXES:
-            raise InvalidInput(f"{f}: unsupported file type (use .csv or .parquet)")
-    return files
-
-
-def _is_parquet(path: Path) -> bool:
-    return path.suffix.lower() in (".parquet", ".pq")
-
-
-def count_rows(path: Path) -> int:
-    """Data rows in a file: Parquet from its footer, CSV with the same parser that reads it
-    (so blank lines and quoted newlines count the same way in both)."""
-    if _is_parquet(path):
-        return pq.ParquetFile(path).metadata.num_rows
-    return sum(len(c) for c in pd.read_csv(path, usecols=[0], chunksize=1 << 20))
-
-
-def _csv_dtypes(schema: Any, id_column: str | None) -> dict[str, Any]:
-    cols = {f.name: str for f in schema.features if f.dtype == "category"}
-    if id_column:
-        cols[id_column] = str
-    return cols
-
-
-def read_minibatches(batches: list[MiniBatch], schema: Any, id_column: str | None,
-                     mini_batch_size: int) -> Iterator[tuple[MiniBatch, pd.DataFrame]]:
-    """The rows of each mini-batch, in order, streamed: memory holds about one mini-batch
-    per file being read, whatever the file's size."""
-    by_file: dict[str, list[MiniBatch]] = {}
-    for mb in batches:
-        by_file.setdefault(mb.file, []).append(mb)
-    for name, wanted in by_file.items():
-        path = Path(name)
-        if _is_parquet(path):
-            yield from _parquet_minibatches(path, wanted)
-        else:
-            yield from _csv_minibatches(path, wanted, _csv_dtypes(schema, id_column),
-                                        mini_batch_size)
-
-
-def _parquet_minibatches(path: Path, wanted: list[MiniBatch]
-                         ) -> Iterator[tuple[MiniBatch, pd.DataFrame]]:
-    pf = pq.ParquetFile(path)
-    meta = pf.metadata
-    starts = [0]
-    for i in range(meta.num_row_groups):
-        starts.append(starts[-1] + meta.row_group(i).num_rows)
-    first_group = max(0, bisect.bisect_right(starts, wanted[0].start) - 1)
-    batches = pf.iter_batches(batch_size=65_536,
-                              row_groups=list(range(first_group, meta.num_row_groups)))
-    buffer: list[pa.RecordBatch] = []
-    buffer_start = starts[first_group]
-    buffer_rows = 0
-    for mb in wanted:
-        while buffer_start + buffer_rows < mb.stop:
-            record_batch = next(batches)
-            buffer.append(record_batch)
-            buffer_rows += record_batch.num_rows
-        piece = pa.Table.from_batches(buffer).slice(mb.start - buffer_start, mb.rows)
-        yield mb, piece.to_pandas()
-        while buffer and buffer_start + buffer[0].num_rows <= mb.stop:
-            buffer_start += buffer[0].num_rows
-            buffer_rows -= buffer[0].num_rows
-            buffer.pop(0)
-
-
-def _csv_minibatches(path: Path, wanted: list[MiniBatch], dtypes: dict[str, Any],
-                     mini_batch_size: int) -> Iterator[tuple[MiniBatch, pd.DataFrame]]:
-    # Mini-batch boundaries are multiples of mini_batch_size within a file, so chunk j of a
-    # reader with that chunk size is exactly the mini-batch starting at row j * size.
-    by_start = {mb.start: mb for mb in wanted}
-    last = wanted[-1].start
-    with pd.read_csv(path, chunksize=mini_batch_size, dtype=dtypes) as reader:
-        for j, chunk in enumerate(reader):
-            start = j * mini_batch_size
-            if start in by_start:
-                yield by_start[start], chunk.reset_index(drop=True)
-            if start >= last:
-                return
-
-
 # ---------------------------------------------------------------- per mini-batch records
 
 
-def _keys(mb: MiniBatch, frame: pd.DataFrame, id_column: str | None) -> dict[str, Any]:
+def output_schema(id_column: str | None) -> pa.Schema:
+    """The columns of every append_row output, shard and merged, rows or none: the key
+    (`file`, `row`, or the id column) and the prediction."""
+    keys = ([pa.field(id_column, pa.string())] if id_column else
+            [pa.field("file", pa.dictionary(pa.int32(), pa.string())),
+             pa.field("row", pa.int64())])
+    return pa.schema([*keys, pa.field("prediction", pa.float64())])
+
+
+def _keys(mb: MiniBatch, frame: pd.DataFrame | None, id_column: str | None) -> dict[str, Any]:
+    """Each row's key: its id (None where it has none) or its file and row number."""
     if id_column:
-        if id_column not in frame.columns:
-            raise InvalidInput(f"{mb.file}: id column {id_column!r} not found "
-                             f"(columns: {list(frame.columns)})")
-        return {id_column: frame[id_column].astype(str).to_numpy(dtype=object)}
+        if frame is None or id_column not in frame.columns:
+            return {id_column: np.full(mb.rows, None, dtype=object)}
+        ids = frame[id_column].reset_index(drop=True).astype("string")
+        return {id_column: ids.to_numpy(dtype=object, na_value=None)}
     return {"file": np.full(mb.rows, mb.file, dtype=object),
             "row": np.arange(mb.start, mb.stop, dtype=np.int64)}
 
 
-def _key_table(keys: dict[str, Any], mask: np.ndarray | None, mb: MiniBatch) -> dict[str, Any]:
+def _predictions_table(keys: dict[str, Any], good: np.ndarray, predictions: np.ndarray,
+                       mb: MiniBatch, schema: pa.Schema) -> pa.Table:
     cols: dict[str, Any] = {}
     for name, values in keys.items():
-        chosen = values if mask is None else values[mask]
+        chosen = values[good]
         if name == "file":
             cols[name] = pa.DictionaryArray.from_arrays(
                 pa.array(np.zeros(len(chosen), dtype=np.int32)), pa.array([mb.file]))
         else:
             cols[name] = chosen
-    return cols
+    return pa.table({**cols, "prediction": predictions}, schema=schema)
 
 
-def _error_records(mb: MiniBatch, frame: pd.DataFrame, keys: dict[str, Any],
-                   rows: np.ndarray, reasons: np.ndarray) -> list[dict[str, Any]]:
+def _json_value(value: Any) -> Any:
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value.item() if hasattr(value, "item") else value
+
+
+def _error_records(piece: Piece, keys: dict[str, Any], rows: np.ndarray,
+                   reasons: np.ndarray) -> list[dict[str, Any]]:
+    """One errors.jsonl record per bad or failed row, every record with the same fields:
+    where (mini-batch, file, row, CSV line, key), why, and the row's values as read."""
+    mb, frame = piece.mb, piece.frame
     records = []
     for i in np.flatnonzero(rows):
-        record = {"minibatch": mb.index, "file": mb.file, "row": mb.start + int(i)}
+        row = mb.start + int(i)
+        record: dict[str, Any] = {"minibatch": mb.index, "file": mb.file, "row": row,
+                                  "line": row + 2 if piece.text else None}
         for name, values in keys.items():
-            record[name] = values[i].item() if hasattr(values[i], "item") else values[i]
+            record[name] = _json_value(values[i])
         record["reason"] = reasons[i]
-        record["values"] = {k: (None if pd.isna(v) else v.isoformat() if hasattr(v, "isoformat")
-                                else v.item() if hasattr(v, "item") else v)
-                            for k, v in frame.iloc[int(i)].items()}
+        record["values"] = (None if frame is None else
+                            {k: _json_value(v) for k, v in frame.iloc[int(i)].items()})
         records.append(record)
     return records
+
+
+def _unreadable_record(mb: MiniBatch, id_column: str | None, reason: str) -> dict[str, Any]:
+    """The errors.jsonl record of an unreadable file: no row, no line, no values."""
+    return {"minibatch": mb.index, "file": mb.file, "row": None, "line": None,
+            **({id_column: None} if id_column else {}), "reason": reason, "values": None}
 
 
 # ---------------------------------------------------------------- progress
@@ -290,10 +215,11 @@ class Reporter:
 class _Totals:
     done: int = 0
     failed_minibatches: int = 0
+    files_unreadable: int = 0
     rows_done: int = 0
     rows_scored: int = 0
     rows_bad: int = 0
-    rows_failed: int = 0  # bad rows plus the rows of failed mini-batches
+    rows_failed: int = 0  # what error_threshold counts: plan.failed_items of each record
     resumed: int = 0
     rows_resumed: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -301,10 +227,11 @@ class _Totals:
     def add(self, record: dict[str, Any]) -> None:
         self.done += 1
         self.failed_minibatches += int(record["error"] is not None)
+        self.files_unreadable += int(record["unreadable"])
         self.rows_done += record["rows"]
         self.rows_scored += record["scored"]
         self.rows_bad += record["bad"]
-        self.rows_failed += record["rows"] - record["scored"]
+        self.rows_failed += record["failed"]
         self.records.append(record)
 
 
@@ -349,7 +276,7 @@ def run_job(opts: RunOptions, say: Callable[[str], None] | None = None) -> dict[
     job = Job(opts)
     info = store.get_info(opts.model)
     files = resolve_inputs(opts.inputs)
-    listing = [InputFile(str(f), count_rows(f)) for f in files]
+    listing = [scan(f) for f in files]
     everything = plan_minibatches(listing, opts.mini_batch_size)
     mine = shard(everything, opts.instance_count, opts.instance_index)
     fingerprint = plan_fingerprint(listing, job.settings(info.tag))
@@ -402,16 +329,15 @@ def run_job(opts: RunOptions, say: Callable[[str], None] | None = None) -> dict[
     failure: str | None = None
     try:
         if threshold_exceeded(totals.rows_failed, opts.error_threshold):
-            raise ThresholdExceeded(_threshold_message(totals.rows_failed, opts.error_threshold))
-        for mb, frame, scored in _score_all(pending, info, opts):
-            record = _commit(job, mb, frame, scored, info.schema, opts)
+            raise ThresholdExceeded(_threshold_message(totals, opts.error_threshold))
+        for piece, scored in _score_all(pending, info, opts):
+            record = _commit(job, piece, scored, opts)
             totals.add(record)
             if record["error"] or record["bad"]:
                 reporter.log_error(error_log, _error_line(record))
             reporter.update(progress())
             if threshold_exceeded(totals.rows_failed, opts.error_threshold):
-                raise ThresholdExceeded(
-                    _threshold_message(totals.rows_failed, opts.error_threshold))
+                raise ThresholdExceeded(_threshold_message(totals, opts.error_threshold))
     except ThresholdExceeded as exc:
         failure = str(exc)
         reporter.log_error(error_log, f"job failed: {failure}")
@@ -435,13 +361,17 @@ def run_job(opts: RunOptions, say: Callable[[str], None] | None = None) -> dict[
     return result
 
 
-def _threshold_message(failed: int, threshold: int) -> str:
-    return (f"{failed} rows failed, more than --error-threshold {threshold}; see "
-            "logs/job_error.txt and logs/errors.jsonl (the finished mini-batches are kept: "
-            "rerun with a higher threshold to resume)")
+def _threshold_message(totals: _Totals, threshold: int) -> str:
+    files = (f" (each of the {totals.files_unreadable} unreadable file(s) counts as one)"
+             if totals.files_unreadable else "")
+    return (f"{totals.rows_failed} rows failed{files}, more than --error-threshold "
+            f"{threshold}; see logs/job_error.txt and logs/errors.jsonl (the finished "
+            "mini-batches are kept: rerun with a higher threshold to resume)")
 
 
 def _error_line(record: dict[str, Any]) -> str:
+    if record["unreadable"]:
+        return f"mini-batch {record['index']} ({record['file']}): {record['error']}"
     where = f"mini-batch {record['index']} ({record['file']} rows {record['start']}-" \
             f"{record['stop'] - 1})"
     if record["error"]:
@@ -450,70 +380,85 @@ def _error_line(record: dict[str, Any]) -> str:
 
 
 def _score_all(pending: list[MiniBatch], info: Any, opts: RunOptions
-               ) -> Iterator[tuple[MiniBatch, pd.DataFrame, Any]]:
+               ) -> Iterator[tuple[Piece, Scored]]:
     """Score the pending mini-batches: in this process at concurrency 1, else in a pool of
-    processes with at most two mini-batches in flight per process (bounded memory)."""
+    processes with at most two mini-batches in flight per process (bounded memory). A
+    mini-batch that could not be read fails here, without a model call."""
     from . import worker
 
-    fault = os.environ.get("SKSERVE_BATCH_FAULT") or None
-    frames = read_minibatches(pending, info.schema, opts.id_column, opts.mini_batch_size)
+    pieces = read_minibatches(pending)
     if opts.max_concurrency_per_instance == 1:
-        worker.init(info.tag, opts.id_column, fault)
-        for mb, frame in frames:
-            yield mb, frame, worker.score(mb.index, frame, opts.max_retries, opts.timeout)
+        worker.init(info.tag, opts.id_column)
+        for piece in pieces:
+            yield piece, (_unread(piece) if piece.frame is None else
+                          worker.score(piece, opts.max_retries, opts.timeout))
         return
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["skserve.batch.worker"])
     limit = 2 * opts.max_concurrency_per_instance
     with cf.ProcessPoolExecutor(opts.max_concurrency_per_instance, mp_context=ctx,
                                 initializer=worker.init,
-                                initargs=(info.tag, opts.id_column, fault)) as pool:
-        inflight: dict[cf.Future, tuple[MiniBatch, pd.DataFrame]] = {}
-        source = iter(frames)
+                                initargs=(info.tag, opts.id_column)) as pool:
+        inflight: dict[cf.Future, Piece] = {}
+        source = iter(pieces)
         exhausted = False
         try:
             while inflight or not exhausted:
                 while not exhausted and len(inflight) < limit:
-                    item = next(source, None)
-                    if item is None:
+                    piece = next(source, None)
+                    if piece is None:
                         exhausted = True
-                        break
-                    mb, frame = item
-                    inflight[pool.submit(worker.score, mb.index, frame, opts.max_retries,
-                                         opts.timeout)] = (mb, frame)
+                    elif piece.frame is None:
+                        yield piece, _unread(piece)
+                    else:
+                        inflight[pool.submit(worker.score, piece, opts.max_retries,
+                                             opts.timeout)] = piece
+                if not inflight:
+                    continue
                 done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: inflight[f][0].index):
-                    mb, frame = inflight.pop(future)
-                    yield mb, frame, future.result()
+                for future in sorted(done, key=lambda f: inflight[f].mb.index):
+                    piece = inflight.pop(future)
+                    yield piece, future.result()
         finally:
             for future in inflight:
                 future.cancel()
 
 
-def _commit(job: Job, mb: MiniBatch, frame: pd.DataFrame, scored: Any, schema: Any,
-            opts: RunOptions) -> dict[str, Any]:
+def _unread(piece: Piece) -> Scored:
+    """The result of a mini-batch whose rows could not be read: failed, nothing tried."""
+    return Scored(piece.mb.index, None, None, None, piece.error, attempts=0)
+
+
+def _commit(job: Job, piece: Piece, scored: Scored, opts: RunOptions) -> dict[str, Any]:
     """Write one mini-batch's outputs, then its record: the record is the commit point."""
-    keys = _keys(mb, frame, opts.id_column)
-    good = scored.good
+    mb = piece.mb
+    unreadable = mb.unreadable is not None
+    keys = _keys(mb, piece.frame, opts.id_column)
     failed = scored.error is not None
-    bad_rows = ~good
+    good = scored.good if scored.good is not None else np.zeros(mb.rows, dtype=bool)
+    reasons = (scored.reasons.copy() if scored.reasons is not None
+               else np.full(mb.rows, "", dtype=object))
+    bad_rows = ~good if scored.good is not None else np.zeros(mb.rows, dtype=bool)
     error_rows = np.ones(mb.rows, dtype=bool) if failed else bad_rows
-    reasons = scored.reasons.copy()
     if failed:
         reasons[good] = scored.error
         reasons[bad_rows] = [f"{r}; {scored.error}" for r in reasons[bad_rows]]
-    if error_rows.any():
+    if unreadable:
         out.write_jsonl(job.part(mb.index, "errors"),
-                        _error_records(mb, frame, keys, error_rows, reasons))
+                        [_unreadable_record(mb, opts.id_column, piece.error or "")])
+    elif error_rows.any():
+        out.write_jsonl(job.part(mb.index, "errors"),
+                        _error_records(piece, keys, error_rows, reasons))
     preds = scored.predictions if not failed else np.empty(0)
     if opts.output_action == "append_row" and not failed:
-        table = pa.table({**_key_table(keys, good, mb), "prediction": preds})
+        table = _predictions_table(keys, good, preds, mb, output_schema(opts.id_column))
         out.write_table(job.part(mb.index, "pred"), table)
     record = {
         "index": mb.index, "file": mb.file, "start": mb.start, "stop": mb.stop,
         "rows": mb.rows, "scored": len(preds), "bad": int(bad_rows.sum()),
+        "failed": failed_items(mb.rows, len(preds), unreadable), "unreadable": unreadable,
         "error": scored.error, "attempts": scored.attempts, "seconds": round(scored.seconds, 5),
-        "first_reason": next((r for r in reasons if r), None),
+        "first_reason": scored.error if unreadable else next((r for r in reasons if r), None),
         "pred_sum": float(preds.sum()) if len(preds) else 0.0,
         "pred_min": float(preds.min()) if len(preds) else None,
         "pred_max": float(preds.max()) if len(preds) else None,
@@ -529,37 +474,34 @@ def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
                                             "min": None, "max": None})
         s["rows"] += r["rows"]
         s["scored"] += r["scored"]
-        s["failed"] += r["rows"] - r["scored"]
+        s["failed"] += r["failed"]
         s["sum"] += r["pred_sum"]
         for key, pick in (("min", min), ("max", max)):
             if r[f"pred_{key}"] is not None:
                 s[key] = r[f"pred_{key}"] if s[key] is None else pick(s[key], r[f"pred_{key}"])
     for s in per_file.values():
-        s["mean"] = s.pop("sum") / s["scored"] if s["scored"] else None
+        total = s.pop("sum")
+        s["mean"] = total / s["scored"] if s["scored"] else None
     return per_file
 
 
 def _finalize(job: Job, info: Any, listing: list[InputFile], mine: list[MiniBatch],
               totals: _Totals, fingerprint: str, failure: str | None) -> dict[str, Any]:
-    """Join the parts into the output and errors files (atomically) and describe the job."""
+    """Join the parts into the output and errors files (atomically) and describe the job.
+
+    Both files are written even with no rows (a header or schema; an empty JSON Lines
+    file), so whatever reads them next needs no special case."""
     opts = job.opts
-    output_file = sha = errors_file = None
-    if failure is None:
-        done = sorted(r["index"] for r in totals.records)
-        if opts.output_action == "append_row":
-            parts = [job.part(i, "pred") for i in done if job.part(i, "pred").exists()]
-            output_file = job.dir / opts.output_file_name
-            out.concat_files(parts, output_file)
-            sha = out.sha256_file(output_file)
-        error_parts = [job.part(i, "errors") for i in done if job.part(i, "errors").exists()]
-        if error_parts:
-            errors_file = job.logs / "errors.jsonl"
-            out.concat_files(error_parts, errors_file)
-    else:
-        error_parts = sorted((job.state / "parts").glob("*.errors.jsonl"))
-        if error_parts:
-            errors_file = job.logs / "errors.jsonl"
-            out.concat_files(error_parts, errors_file)
+    output_file = sha = None
+    done = sorted(r["index"] for r in totals.records)
+    if failure is None and opts.output_action == "append_row":
+        parts = [job.part(i, "pred") for i in done if job.part(i, "pred").exists()]
+        output_file = job.dir / opts.output_file_name
+        out.concat_files(parts, output_file, output_schema(opts.id_column))
+        sha = out.sha256_file(output_file)
+    errors_file = job.logs / "errors.jsonl"
+    out.concat_files([job.part(i, "errors") for i in done if job.part(i, "errors").exists()],
+                     errors_file)
     status = "failed" if failure else "succeeded"
     return {
         "status": status,
@@ -572,7 +514,7 @@ def _finalize(job: Job, info: Any, listing: list[InputFile], mine: list[MiniBatc
         "output_action": opts.output_action,
         "output_file": str(output_file) if output_file else None,
         "output_sha256": sha,
-        "errors_file": str(errors_file) if errors_file else None,
+        "errors_file": str(errors_file),
         "error_threshold": opts.error_threshold,
         "counts": {
             "files": len({mb.file for mb in mine}),
@@ -581,6 +523,7 @@ def _finalize(job: Job, info: Any, listing: list[InputFile], mine: list[MiniBatc
             "minibatches_done": totals.done,
             "minibatches_failed": totals.failed_minibatches,
             "minibatches_resumed": totals.resumed,
+            "files_unreadable": totals.files_unreadable,
             "rows_total": sum(mb.rows for mb in mine),
             "rows_scored": totals.rows_scored,
             "rows_bad": totals.rows_bad,
@@ -615,22 +558,22 @@ def try_merge(root: Path, output_file_name: str | None = None,
         if doc is None or doc["status"] != "succeeded":
             if require_all:
                 return None
-            raise RuntimeError(f"shard {i} of {count} has not succeeded ({path})")
+            raise InvalidInput(f"shard {i} of {count} has not succeeded ({path}): run it "
+                               "(again) before merging")
         results.append(doc)
     if len({r["fingerprint"] for r in results}) != 1:
-        raise RuntimeError("shards come from different jobs (plan fingerprints differ)")
+        raise InvalidInput(f"the shards in {root} come from different jobs (plan "
+                           "fingerprints differ)")
     name = output_file_name or results[0]["options"]["output_file_name"]
     manifest: dict[str, Any] = {"shards": [], "model": results[0]["model"],
                                 "fingerprint": results[0]["fingerprint"]}
-    outputs = [Path(r["output_file"]) for r in results if r["output_file"]]
-    if outputs:
-        out.concat_files(outputs, root / name)
+    if results[0]["output_action"] == "append_row":
+        schema = output_schema(results[0]["options"]["id_column"])
+        out.concat_files([Path(r["output_file"]) for r in results], root / name, schema)
         manifest["output_file"] = str(root / name)
         manifest["output_sha256"] = out.sha256_file(root / name)
-    errors = [Path(r["errors_file"]) for r in results if r["errors_file"]]
-    if errors:
-        (root / "logs").mkdir(exist_ok=True)
-        out.concat_files(errors, root / "logs" / "errors.jsonl")
+    out.concat_files([Path(r["errors_file"]) for r in results if r["errors_file"]],
+                     root / "logs" / "errors.jsonl")
     counts: dict[str, int] = {}
     for r in results:
         manifest["shards"].append({k: r[k] for k in ("instance_index", "output_file",

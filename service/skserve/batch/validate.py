@@ -1,15 +1,10 @@
-"""Vectorised row validation with the online endpoint's rules, over a whole frame at once.
+"""Validate a whole mini-batch at once with the online endpoint's rules.
 
-The online service validates each row with the pydantic model from `schema.request_model`;
-per-row pydantic would cost more than the prediction in batch, so the same rules are applied
-here column by column: unknown and missing columns, wrong types, numbers outside
-`Feature.valid_bounds()`, values outside closed sets, unparseable timestamps or ones more than
-`DATETIME_VALID_YEARS` from the training range (an offset is dropped: wall-clock time), and
-nulls (a missing value) only where the training data had them (`Feature.nullable`).
-
-Files have their own type systems, so two things differ from JSON on purpose: CSV is text, so
-numbers written as text are parsed; and an integral float (an int column holding a null is
-float in Parquet and pandas) is an integer. Booleans are not numbers, as online.
+Per value, the rules are `validation.Rule`'s, the ones the online request model calls;
+here they run column by column (`Rule.check_column`), because per-row pydantic would cost
+more than the prediction. This module adds what only a file has: unknown and missing
+columns, and rows the reader could not split into fields (a malformed CSV record), whose
+reason comes from the reader.
 """
 
 from __future__ import annotations
@@ -19,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..schema import DATETIME_VALID_YEARS, Feature, FeatureSchema
-
-_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+from ..schema import FeatureSchema
+from ..validation import REQUIRED, Rule, short
 
 
 @dataclass
@@ -43,23 +37,24 @@ class Checked:
 class _Reasons:
     """Collects per-row reasons cheaply: strings are only built for the rows that are bad."""
 
-    def __init__(self, n: int):
-        self.bad = np.zeros(n, dtype=bool)
+    def __init__(self, n: int, preset: np.ndarray | None):
         self.text = np.full(n, "", dtype=object)
+        self.bad = np.zeros(n, dtype=bool)
+        self.skip = np.zeros(n, dtype=bool)  # rows whose reason is already final
+        if preset is not None:
+            self.skip = preset != ""
+            self.text[self.skip] = preset[self.skip]
+            self.bad |= self.skip
 
-    def add(self, mask: np.ndarray, values: pd.Series | None, message: str) -> None:
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
-            return
+    def add(self, mask: np.ndarray, name: str, why: str, values: pd.Series | None = None
+            ) -> None:
+        """`name: why`, or `name: <value> why` with each row's value from `values`."""
+        mask = np.asarray(mask, dtype=bool) & ~self.skip
         for i in np.flatnonzero(mask):
-            why = message if values is None else message.format(value=_short(values.iloc[i]))
-            self.text[i] = why if not self.text[i] else f"{self.text[i]}; {why}"
+            reason = (f"{name}: {why}" if values is None
+                      else f"{name}: {short(values.iloc[i])} {why}")
+            self.text[i] = reason if not self.text[i] else f"{self.text[i]}; {reason}"
         self.bad |= mask
-
-
-def _short(value: object) -> str:
-    text = repr(value.item() if hasattr(value, "item") else value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def allowed_columns(schema: FeatureSchema, id_column: str | None) -> set[str]:
@@ -68,99 +63,35 @@ def allowed_columns(schema: FeatureSchema, id_column: str | None) -> set[str]:
     return {*schema.names, schema.target, *([id_column] if id_column else [])}
 
 
-def _numbers(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Numbers and a mask of values that are present but not numbers (booleans included)."""
-    if pd.api.types.is_bool_dtype(col):
-        return pd.Series(np.nan, index=col.index), col.notna().to_numpy()
-    if pd.api.types.is_numeric_dtype(col):
-        return col.astype(float, copy=False), np.zeros(len(col), dtype=bool)
-    present = col.notna().to_numpy()
-    is_bool = col.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
-    numbers = pd.to_numeric(col.where(~is_bool), errors="coerce").astype(float)
-    return numbers, present & numbers.isna().to_numpy()
+def check_frame(schema: FeatureSchema, frame: pd.DataFrame, id_column: str | None = None, *,
+                text: bool = False, read_errors: np.ndarray | None = None) -> Checked:
+    """Validate every row of `frame`; return the model input for the good rows and reasons.
 
-
-def _check_number(f: Feature, col: pd.Series, out: _Reasons) -> np.ndarray:
-    values, not_number = _numbers(col)
-    out.add(not_number, col, f"{f.name}: {{value}} is not a number")
-    if not f.nullable:
-        out.add(col.isna().to_numpy(), None, f"{f.name}: a value is required")
-    arr = values.to_numpy(dtype=float, na_value=np.nan)
-    ok = ~np.isnan(arr)
-    out.add(ok & np.isinf(arr), col, f"{f.name}: {{value}} is not finite")
-    finite = ok & np.isfinite(arr)
-    if f.dtype == "int":
-        out.add(finite & (arr != np.round(arr)), col, f"{f.name}: {{value}} is not an integer")
-    if f.dtype == "int" and f.categories:
-        out.add(finite & ~np.isin(arr, np.asarray(f.categories, dtype=float)), col,
-                f"{f.name}: {{value}} is not one of {list(f.categories)}")
-    else:
-        bounds = f.valid_bounds()
-        if bounds is not None:
-            low, high = bounds
-            with np.errstate(invalid="ignore"):
-                outside = finite & ((arr < low) | (arr > high))
-            out.add(outside, col, f"{f.name}: {{value}} is outside the valid range "
-                                  f"[{low:g}, {high:g}]")
-    return arr
-
-
-def _check_category(f: Feature, col: pd.Series, out: _Reasons) -> pd.Series:
-    present = col.notna().to_numpy()
-    if not f.nullable:
-        out.add(~present, None, f"{f.name}: a value is required")
-    text = col.astype(object).where(col.notna(), None)
-    if not pd.api.types.is_string_dtype(col) and not pd.api.types.is_object_dtype(col):
-        text = col.astype(str).where(col.notna(), None)
-    if f.categories:
-        out.add(present & ~text.isin(f.categories).to_numpy(), col,
-                f"{f.name}: {{value}} is not one of the training categories")
-    return text
-
-
-def _check_datetime(f: Feature, col: pd.Series, out: _Reasons) -> pd.Series:
-    missing = col.isna().to_numpy()
-    if pd.api.types.is_datetime64_any_dtype(col):
-        stamps = col
-    else:
-        text = col.astype(str).str.replace(_OFFSET, "", regex=True).where(col.notna())
-        stamps = pd.to_datetime(text, errors="coerce", format="ISO8601")
-        out.add(~missing & stamps.isna().to_numpy(), col,
-                f"{f.name}: {{value}} is not an ISO 8601 timestamp")
-    out.add(missing, None, f"{f.name}: a timestamp is required")
-    if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_localize(None)  # wall-clock time, as online
-    if f.min is not None and f.max is not None:
-        low = pd.Timestamp(str(f.min)) - pd.DateOffset(years=DATETIME_VALID_YEARS)
-        high = pd.Timestamp(str(f.max)) + pd.DateOffset(years=DATETIME_VALID_YEARS)
-        far = (stamps.notna() & ((stamps < low) | (stamps > high))).to_numpy()
-        out.add(far, col, f"{f.name}: {{value}} is not between {low.year} and {high.year}")
-    return stamps
-
-
-def check_frame(schema: FeatureSchema, frame: pd.DataFrame,
-                id_column: str | None = None) -> Checked:
-    """Validate every row of `frame`; return the model input for the good rows and reasons."""
+    `text`: the frame holds a CSV file's fields as strings (numbers written as text are
+    parsed; an empty field is missing). `read_errors`: per row, "" or why the reader could
+    not read the row (those rows are bad with that reason alone).
+    """
     n = len(frame)
-    out = _Reasons(n)
+    out = _Reasons(n, read_errors)
     allowed = allowed_columns(schema, id_column)
+    everyone = np.ones(n, dtype=bool)
     for name in frame.columns:
         if name not in allowed:
-            out.add(np.ones(n, dtype=bool), None, f"{name}: unknown column")
+            out.add(everyone, name, "unknown column")
+    if id_column and id_column not in frame.columns:
+        out.add(everyone, id_column, "missing column (the --id-column)")
     columns: dict[str, object] = {}
     for f in schema.features:
         if f.name not in frame.columns:
-            out.add(np.ones(n, dtype=bool), None, f"{f.name}: missing column")
+            out.add(everyone, f.name, "missing column")
             columns[f.name] = (np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
                                if f.dtype == "datetime" else np.full(n, np.nan))
             continue
         col = frame[f.name].reset_index(drop=True)
-        if f.dtype in ("float", "int"):
-            columns[f.name] = _check_number(f, col, out)
-        elif f.dtype == "category":
-            columns[f.name] = _check_category(f, col, out).to_numpy(dtype=object)
-        else:
-            columns[f.name] = _check_datetime(f, col, out).to_numpy()
+        verdict = Rule.of(f).check_column(col, text=text)
+        for rows, why in verdict.problems:
+            out.add(rows, f.name, why, None if why == REQUIRED else col)
+        columns[f.name] = verdict.values
     good = ~out.bad
     model_input = pd.DataFrame(columns)
     if not good.all():

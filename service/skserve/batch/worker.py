@@ -10,7 +10,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,20 +21,21 @@ set_thread_env()  # before scikit-learn loads OpenMP in a pool process
 
 from .validate import check_frame  # noqa: E402
 
+if TYPE_CHECKING:
+    from .inputs import Piece
+
 _STATE: dict[str, Any] = {}
 
 
-def init(model_tag: str, id_column: str | None, fault: str | None = None) -> None:
-    """Load the pipeline once per process. `fault` (env SKSERVE_BATCH_FAULT, for tests only:
-    `raise`, `hang`, `slow:SECONDS`) makes every predict fail, hang or sleep."""
+def init(model_tag: str, id_column: str | None) -> None:
+    """Load the pipeline once per process."""
     from threadpoolctl import threadpool_limits
 
     from .. import store
 
     pipeline, info = store.load(model_tag)
     threadpool_limits(limits=1)
-    _STATE.update(pipeline=pipeline, schema=info.schema, id_column=id_column, fault=fault,
-                  tag=info.tag)
+    _STATE.update(pipeline=pipeline, schema=info.schema, id_column=id_column, tag=info.tag)
 
 
 @dataclass
@@ -79,23 +80,18 @@ def _deadline(seconds: float) -> Iterator[None]:
 
 
 def _predict(frame: pd.DataFrame) -> np.ndarray:
-    fault = _STATE.get("fault")
-    if fault == "raise":
-        raise RuntimeError("injected predict failure")
-    if fault == "hang":
-        time.sleep(3600)
-    if fault and fault.startswith("slow:"):
-        time.sleep(float(fault.split(":", 1)[1]))
     if len(frame) == 0:
         return np.empty(0, dtype=float)
     return np.asarray(_STATE["pipeline"].predict(frame), dtype=float)
 
 
-def score(index: int, frame: pd.DataFrame, max_retries: int, timeout: float) -> Scored:
+def score(piece: Piece, max_retries: int, timeout: float) -> Scored:
     """Validate once (bad rows are deterministic, retrying cannot fix them), then predict with
     up to `max_retries` retries, each attempt bounded by `timeout` seconds."""
     start = time.perf_counter()
-    checked = check_frame(_STATE["schema"], frame, _STATE["id_column"])
+    index = piece.mb.index
+    checked = check_frame(_STATE["schema"], piece.frame, _STATE["id_column"], text=piece.text,
+                          read_errors=piece.read_errors)
     validated = time.perf_counter()
     error = None
     attempts = 0
