@@ -56,8 +56,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     c = result["counts"]
     d = result["durations_s"]
     rate = c["rows_scored"] / d["score"] if d["score"] > 0 else 0.0
+    unreadable = (f", {c['files_unreadable']} unreadable file(s) counted as one each"
+                  if c["files_unreadable"] else "")
     _say(f"{result['status']}: {c['rows_scored']:,} rows scored, {c['rows_failed']:,} failed "
-         f"({c['minibatches_failed']} failed mini-batches) in {d['total']:.1f}s "
+         f"({c['minibatches_failed']} failed mini-batches{unreadable}) in {d['total']:.1f}s "
          f"({rate:,.0f} rows/s)")
     if result["output_file"]:
         _say(f"  output: {result['output_file']} (sha256 {result['output_sha256'][:16]}…)")

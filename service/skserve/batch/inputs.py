@@ -104,14 +104,14 @@ def scan(path: Path) -> InputFile:
 class _ReaderNoise:
     """Arrow calls the invalid-row handler with the record's text decoded as UTF-8; when it
     is not, the decode fails inside Arrow, which reports it as unraisable (a traceback on
-    stderr) and then fails the read. The read failure is what we report: silence that one
-    traceback, pass any other on."""
+    stderr) and then fails the read. The read failure is what we report: silence the
+    tracebacks of our handlers, pass any other on."""
 
     def __enter__(self) -> None:
         self.previous = sys.unraisablehook
 
         def hook(unraisable: Any) -> None:
-            if unraisable.exc_type is not UnicodeDecodeError:
+            if not isinstance(unraisable.object, _Malformed):
                 self.previous(unraisable)
 
         sys.unraisablehook = hook
@@ -123,7 +123,7 @@ class _ReaderNoise:
 def _csv_columns(path: Path) -> list[str]:
     """The header's column names ([] when the file holds no header at all)."""
     read = pacsv.ReadOptions(use_threads=False, block_size=CSV_BLOCK_BYTES)
-    parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda row: "skip")
+    parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=_Malformed())
     try:
         with _ReaderNoise():
             reader = pacsv.open_csv(path, read_options=read, parse_options=parse)
@@ -285,7 +285,7 @@ def read_minibatches(batches: list[MiniBatch]) -> Iterator[Piece]:
         except UNREADABLE as exc:
             why = f"could not read rows planned from this file: {unreadable_reason(exc)}"
             for mb in wanted[delivered:]:
-                yield Piece(mb, None, error=why)
+                yield Piece(mb, None, text=not is_parquet(Path(name)), error=why)
 
 
 def _file_pieces(path: Path, wanted: list[MiniBatch]) -> Iterator[Piece]:
