@@ -97,6 +97,7 @@ CASES = [
     Case("ts", "20141231T233000", False, RFC),
     Case("ts", " 2014-12-31T23:30:00", False, RFC),
     Case("ts", "2014-12-31T23:30:00 ", False, RFC),
+    Case("ts", "2014-12-31T23:30:00\n", False, RFC),  # Python's `$` would allow it; RE2's not
     Case("ts", "2014-12-31T23:30:00+0530", False, RFC),
     Case("ts", "2014-12-31T24:00:00", False, RFC),
     Case("ts", "2014-12-31T23:59:60", False, RFC),  # pandas would roll it into 2015

@@ -172,7 +172,7 @@ class Rule:
     def _timestamp(self, value: Any) -> datetime:
         if isinstance(value, datetime):  # Python callers; JSON brings text
             value = value.isoformat()
-        match = _TIMESTAMP.match(value) if isinstance(value, str) else None
+        match = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
         if match is None:
             raise Invalid(value, NOT_TIMESTAMP)
         first, last = self.years or PANDAS_YEARS
