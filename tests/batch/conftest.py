@@ -109,6 +109,13 @@ def bad_inputs(tmp_path: Path, reference: pd.DataFrame) -> BadInputs:
 
     parquet = (folder / "b_good.parquet").read_bytes()
     (folder / "h_corrupt.parquet").write_bytes(parquet[: len(parquet) // 2])
+    # a sound footer (40 rows planned) over data pages that do not decode
+    reference.iloc[820:860].to_parquet(folder / "k_bad_pages.parquet")
+    pages = bytearray((folder / "k_bad_pages.parquet").read_bytes())
+    pages[8:200] = b"\xab" * 192
+    (folder / "k_bad_pages.parquet").write_bytes(bytes(pages))
+    bad |= {(name("k_bad_pages.parquet"), i): "could not read rows planned from this file"
+            for i in range(40)}
     (folder / "i_garbage.csv").write_bytes(random.Random(9).randbytes(4000))
     (folder / "j_utf16.csv").write_bytes(
         reference.iloc[:5].to_csv(index=False).encode("utf-16"))

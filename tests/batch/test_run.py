@@ -235,7 +235,7 @@ def test_sigkill_mid_run_then_rerun_scores_every_row_exactly_once(
     proc.wait(timeout=10)
     proc.stderr.close()
     done_before = len(list(parts.glob("*.done.json")))
-    total = 300 // 20 + 500 // 20 + 1 + 3  # good CSV, Parquet, malformed CSV, unreadable
+    total = 300 // 20 + 500 // 20 + 1 + 2 + 3  # good, malformed, bad pages, unreadable
     assert 8 <= done_before < total
     assert not (out / "predictions.csv").exists()
 
@@ -261,11 +261,13 @@ def _assert_exactly_once(out: Path, bad: BadInputs, counts: dict) -> None:
             assert bad.unreadable[e["file"]] in e["reason"], e
         else:
             assert bad.bad[(e["file"], e["row"])] in e["reason"], e
-            assert e["line"] == e["row"] + 2 or e["row"] >= 6  # a blank line after row 5
+            csv = e["file"].endswith(".csv")  # records, the header as line 1
+            assert e["line"] == (e["row"] + 2 if csv else None), e
     unreadable = sorted(e["file"] for e in errors if e["row"] is None)
     assert unreadable == sorted(bad.unreadable)
     assert counts["files_unreadable"] == len(bad.unreadable)
     assert counts["rows_failed"] == len(bad.bad) + len(bad.unreadable)
+    assert counts["minibatches_failed"] >= 1 + len(bad.unreadable)  # the bad data pages
     assert counts["rows_scored"] == len(bad.good)
 
 

@@ -225,6 +225,9 @@ class _Totals:
     records: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, record: dict[str, Any]) -> None:
+        # records written before unreadable files were counted have neither key
+        record.setdefault("unreadable", False)
+        record.setdefault("failed", record["rows"] - record["scored"])
         self.done += 1
         self.failed_minibatches += int(record["error"] is not None)
         self.files_unreadable += int(record["unreadable"])
@@ -440,9 +443,9 @@ def _commit(job: Job, piece: Piece, scored: Scored, opts: RunOptions) -> dict[st
                else np.full(mb.rows, "", dtype=object))
     bad_rows = ~good if scored.good is not None else np.zeros(mb.rows, dtype=bool)
     error_rows = np.ones(mb.rows, dtype=bool) if failed else bad_rows
-    if failed:
-        reasons[good] = scored.error
-        reasons[bad_rows] = [f"{r}; {scored.error}" for r in reasons[bad_rows]]
+    if failed:  # every row failed: bad rows keep their own reason first
+        reasons = np.array([f"{r}; {scored.error}" if r else scored.error for r in reasons],
+                           dtype=object)
     if unreadable:
         out.write_jsonl(job.part(mb.index, "errors"),
                         [_unreadable_record(mb, opts.id_column, piece.error or "")])
