@@ -6,9 +6,11 @@ they always agree, and the plan's row numbers are the keys of the output:
 - Parquet: a record; the count is the footer's.
 - CSV: a record after the header line, as Arrow's CSV reader splits them (RFC 4180: a
   quoted field may hold commas, quotes and line breaks). Blank lines are not rows. A
-  record with too many or too few fields, or with an unterminated quote (which runs to the
-  end of the file), is still a row: a bad one, read as all-missing, with the reader's
-  reason. So is a record with a field that is not UTF-8 text. Every field is read as text;
+  record with too many or too few fields is still a row: a bad one, read as all-missing,
+  with the reader's reason. So is a record with a field that is not UTF-8 text. Arrow's
+  reader cannot go on past a quote left open (it runs to the end of the file) or a
+  malformed record that is not UTF-8 text: from that block on, the rest of the file is one
+  bad row (in the first block, the file is unreadable). Every field is read as text;
   `validation.Rule.check_column(text=True)` parses it.
 - An empty file (0 bytes, only a header, only blank lines) has 0 rows.
 - A file that cannot be read at all (not Parquet, a CSV header that is not UTF-8 text or
