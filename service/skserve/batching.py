@@ -25,7 +25,6 @@ class MicroBatcher(Generic[Row, Out]):
         self._max = max_batch_size
         self._pending: list[tuple[Row, asyncio.Future[Out]]] = []
         self._worker: asyncio.Task[None] | None = None
-        self.on_batch: Callable[[int], None] | None = None  # observes each batch size
 
     async def submit(self, row: Row) -> Out:
         """Queue one row and wait for its output."""
@@ -39,8 +38,6 @@ class MicroBatcher(Generic[Row, Out]):
         while self._pending:
             batch, self._pending = self._pending[: self._max], self._pending[self._max :]
             rows = [row for row, _ in batch]
-            if self.on_batch:
-                self.on_batch(len(rows))
             try:
                 outputs = await asyncio.to_thread(self._predict, rows)
                 if len(outputs) != len(rows):

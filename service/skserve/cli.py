@@ -119,15 +119,23 @@ def serve_env(args: argparse.Namespace) -> dict[str, str]:
     env["SKSERVE_MODEL"] = args.model
     env["SKSERVE_WORKERS"] = str(args.workers)
     env["SKSERVE_MAX_BATCH_ROWS"] = str(args.max_batch_rows)
+    if args.max_body_bytes is not None:
+        env["SKSERVE_MAX_BODY_BYTES"] = str(args.max_body_bytes)
     env["SKSERVE_ACCESS_LOG"] = "1" if args.access_log else ""
+    env["SKSERVE_LOG_FORMAT"] = args.log_format
+    env["SKSERVE_LOG_LEVEL"] = args.log_level
     return env
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from . import store
+    from . import logs, store
+    from .edge import default_max_body_bytes
     from .schema import example_row
 
+    if args.max_body_bytes is not None and args.max_body_bytes < 1:
+        raise InvalidInput(f"--max-body-bytes {args.max_body_bytes}: must be at least 1")
     env = serve_env(args)
+    logs.resolve(env)  # a bad SKSERVE_LOG_FORMAT/LEVEL fails here, not in every worker
     os.environ.update({k: env[k] for k in ("SKSERVE_MODEL_STORE",) if k in env})
     try:
         info = store.get_info(args.model)
@@ -135,9 +143,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ModelNotFound(f"{exc}; train one first: skserve train") from None
     env["SKSERVE_MODEL"] = info.tag
     url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
-    say(f"serving {info.tag} with {args.workers} worker(s) on {url}\n"
-         f"  try: curl -s -X POST {url}/predict -H 'content-type: application/json' "
-         f"-d '{json.dumps(example_row(info.schema))}'")
+    body = args.max_body_bytes or default_max_body_bytes(info.schema, args.max_batch_rows)
+    say(f"serving {info.tag} with {args.workers} worker(s) on {url} (bodies up to {body:,} "
+        f"bytes, lists up to {args.max_batch_rows} rows)\n"
+        f"  try: curl -s -X POST {url}/predict -H 'content-type: application/json' "
+        f"-d '{json.dumps(example_row(info.schema))}'")
     argv = [sys.executable, "-m", "bentoml", "serve", "skserve.service:SKServe",
             "--host", args.host, "--port", str(args.port)]
     os.execvpe(argv[0], argv, env)  # bentoml gets SIGTERM directly and drains in-flight work
@@ -221,9 +231,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes (env SKSERVE_WORKERS; default 2)")
     serve.add_argument("--max-batch-rows", type=int,
                        default=int(os.environ.get("SKSERVE_MAX_BATCH_ROWS", "1000")),
-                       help="largest list /predict_batch accepts (default 1000)")
+                       help="largest list /predict_batch accepts (env SKSERVE_MAX_BATCH_ROWS; "
+                       "default 1000)")
+    body_env = os.environ.get("SKSERVE_MAX_BODY_BYTES")
+    serve.add_argument("--max-body-bytes", type=int, default=int(body_env) if body_env else None,
+                       help="largest request body in bytes; a larger one is answered 413 "
+                       "before it is read (env SKSERVE_MAX_BODY_BYTES; default: what "
+                       "--max-batch-rows rows of the model's features can need, pretty-printed,"
+                       " plus 64 KiB: about 310 KB for the demand model)")
     serve.add_argument("--access-log", action="store_true",
                        help="log every request (costs about 1.5 ms CPU per request)")
+    serve.add_argument("--log-format", choices=("auto", "json", "text"),
+                       default=os.environ.get("SKSERVE_LOG_FORMAT", "auto"),
+                       help="json: one JSON object per line (for log pipelines); text: "
+                       "readable; auto: text on a terminal, json otherwise (env "
+                       "SKSERVE_LOG_FORMAT; default auto)")
+    serve.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                       type=str.upper, default=os.environ.get("SKSERVE_LOG_LEVEL", "INFO"),
+                       help="level of skserve's and BentoML's logs; a client error (4xx) is "
+                       "one INFO line (env SKSERVE_LOG_LEVEL; default INFO)")
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="list the models in the store")

@@ -52,12 +52,15 @@ class ServiceMetrics:
         for feature in schema.names:  # export zeros so rates work before the first drift
             self.out_of_range.labels(self.version, feature)
 
-    def observe(self, values: np.ndarray, out_of_range: dict[str, int]) -> None:
+    def observe_call(self, rows: int) -> None:
+        """Before a model call: its rows (every call, also one that then fails)."""
+        self.batch_rows.observe(rows)
+
+    def observe_scored(self, values: np.ndarray, out_of_range: dict[str, int]) -> None:
+        """After a model call that succeeded: the rows it scored, their predicted values
+        and, per feature, the inputs outside the training range."""
         self.rows.inc(len(values))
         for value in values:
             self.values.observe(float(value))
         for feature, count in out_of_range.items():
             self.out_of_range.labels(self.version, feature).inc(count)
-
-    def observe_batch(self, rows: int) -> None:
-        self.batch_rows.observe(rows)

@@ -9,45 +9,69 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Annotated, Any
 
 import bentoml
 import numpy as np
 from _bentoml_sdk.io_models import IORootModel
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field
 
-from . import store
+from . import __version__, logs, store
 from .batching import MicroBatcher
+from .edge import EdgeMiddleware, RowsValidator, default_max_body_bytes
+from .errors import InvalidInput
 from .metrics import ServiceMetrics
 from .schema import out_of_range_counts, request_model, rows_to_frame
+
+logs.configure()  # after BentoML's own logging set-up, which ran before this import
 
 MAX_BATCH_ROWS = int(os.environ.get("SKSERVE_MAX_BATCH_ROWS", "1000"))
 WORKERS = int(os.environ.get("SKSERVE_WORKERS", "2"))
 
 INFO = store.get_info(os.environ.get("SKSERVE_MODEL", store.DEFAULT_MODEL))
 SCHEMA = INFO.schema
+MAX_BODY_BYTES = int(os.environ.get("SKSERVE_MAX_BODY_BYTES")
+                     or default_max_body_bytes(SCHEMA, MAX_BATCH_ROWS))
+if MAX_BODY_BYTES < 1:
+    raise InvalidInput(f"SKSERVE_MAX_BODY_BYTES={MAX_BODY_BYTES}: must be at least 1")
 Row = request_model(SCHEMA)
 Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_BATCH_ROWS)]  # type: ignore[valid-type]
-ROWS = TypeAdapter(Rows)
+ROWS = RowsValidator(Row, MAX_BATCH_ROWS)
 
 
 class RowList(IORootModel[Rows]):  # type: ignore[valid-type]
     """The /predict_batch body: BentoML's root-list input, parsed by one cached validator.
 
     BentoML's own path runs `json.loads` (a 500 on malformed JSON) and rebuilds the JSON
-    schema on every request; here bad JSON is a 400 naming the position.
+    schema on every request; here bad JSON is a 400 naming the position, and a list over
+    the cap is refused before any row is validated.
     """
 
     __root_input__ = True
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> RowList:
-        return cls.model_construct(root=ROWS.validate_json(json_data))
+        return cls.model_construct(root=ROWS(json_data))
 
 
 class Prediction(BaseModel):
     prediction: float = Field(description=f"predicted {SCHEMA.target}")
     model_version: str = Field(description="the model tag that made this prediction")
+
+
+def api_version(info: store.ModelInfo) -> str:
+    """OpenAPI `info.version`: skserve's version with the model tag as SemVer build metadata
+    (`0.1.0+demand.20261123`), since the document changes when either changes."""
+    return f"{__version__}+{re.sub(r'[^0-9A-Za-z.-]', '-', f'{info.name}.{info.version}')}"
+
+
+def openapi_document() -> dict[str, Any]:
+    """BentoML's OpenAPI document for this service, with `info.version` set (BentoML puts
+    the version of a built Bento there, "None" when serving from source as skserve does)."""
+    document = SKServe.openapi_spec.asdict()
+    document["info"]["version"] = api_version(INFO)
+    return document
 
 
 def metadata_document(info: store.ModelInfo) -> dict[str, Any]:
@@ -64,68 +88,9 @@ def metadata_document(info: store.ModelInfo) -> dict[str, Any]:
         "target": SCHEMA.target,
         "features": [f.__dict__ for f in SCHEMA.features],
         "max_batch_rows": MAX_BATCH_ROWS,
+        "max_body_bytes": MAX_BODY_BYTES,
         "labels": info.labels,
     }
-
-
-class ModelHeaders:
-    """ASGI middleware: `x-model-version` on prediction responses, GET /metadata, 415 for a
-    body that is not JSON (BentoML would otherwise parse any media type as JSON), and
-    `Connection: close` on every response once the drain file exists.
-
-    Draining: Kubernetes' preStop hook creates `$SKSERVE_DRAIN_FILE` and waits before
-    SIGTERM. Keep-alive clients would otherwise hold connections to this pod and lose a
-    request when SIGTERM closes them; told to close, they reconnect to a pod still serving.
-    """
-
-    PREDICT_PATHS = frozenset({"/predict", "/predict_batch"})
-    CLOSE = (b"connection", b"close")
-
-    def __init__(self, app: Any, model_version: str, metadata: bytes,
-                 drain_file: str | None = None):
-        self.app = app
-        self.header = (b"x-model-version", model_version.encode())
-        self.metadata = metadata
-        self.drain_file = drain_file
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        extra = [self.header] if path in self.PREDICT_PATHS or path == "/metadata" else []
-        if self.drain_file and os.path.exists(self.drain_file):
-            extra.append(self.CLOSE)
-        if path == "/metadata" and scope["method"] in ("GET", "HEAD"):
-            await self._reply(send, 200, self.metadata, extra)
-            return
-        if path in self.PREDICT_PATHS and scope["method"] == "POST":
-            ctype = dict(scope["headers"]).get(b"content-type", b"application/json")
-            if ctype.split(b";")[0].strip().lower() != b"application/json":
-                body = json.dumps({
-                    "error": "unsupported content type: send application/json",
-                    "detail": [{"loc": ["header", "content-type"], "type": "content_type",
-                                "msg": f"got {ctype.decode(errors='replace')!r}"}],
-                }).encode()
-                await self._reply(send, 415, body, extra)
-                return
-        if not extra:
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-    @staticmethod
-    async def _reply(send: Any, status: int, body: bytes, extra: list) -> None:
-        headers = [(b"content-type", b"application/json"),
-                   (b"content-length", str(len(body)).encode()), *extra]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
 
 @bentoml.service(
@@ -143,13 +108,15 @@ class SKServe:
         self.version = self.info.tag
         self.metrics = ServiceMetrics(self.info, SCHEMA)
         self.batcher: MicroBatcher[Any, float] = MicroBatcher(self._predict_rows, MAX_BATCH_ROWS)
-        self.batcher.on_batch = self.metrics.observe_batch
 
     def _predict_rows(self, rows: list[BaseModel]) -> list[float]:
-        """One pipeline call for validated rows; records the drift and output metrics."""
+        """The one place the model is called: /predict (through the micro-batcher) and
+        /predict_batch (through BentoML's adaptive batching) both come here, so every model
+        call records the same metrics."""
         frame = rows_to_frame(SCHEMA, [row.__dict__ for row in rows])
+        self.metrics.observe_call(len(frame))
         values = np.asarray(self.pipeline.predict(frame), dtype=float)
-        self.metrics.observe(values, out_of_range_counts(SCHEMA, frame))
+        self.metrics.observe_scored(values, out_of_range_counts(SCHEMA, frame))
         return values.tolist()
 
     @bentoml.api(route="/predict")
@@ -169,8 +136,10 @@ class SKServe:
 
 
 SKServe.add_asgi_middleware(
-    ModelHeaders,
+    EdgeMiddleware,
     model_version=INFO.tag,
     metadata=json.dumps(metadata_document(INFO), default=str).encode(),
+    openapi=openapi_document,
+    max_body_bytes=MAX_BODY_BYTES,
     drain_file=os.environ.get("SKSERVE_DRAIN_FILE") or None,
 )
