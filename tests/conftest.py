@@ -82,22 +82,27 @@ class Server:
     proc: subprocess.Popen
     model: str
     cold_start_s: float
+    log: Path  # the server's stderr: its log lines
 
 
 def start_server(model: str, workers: int = 1, extra_env: dict | None = None) -> Server:
+    """`skserve serve` on a free port; its logs go to a file (a pipe nobody reads would fill
+    up and block the server)."""
     port = free_port()
     env = {**os.environ, **(extra_env or {})}
-    proc = subprocess.Popen(
-        [SKSERVE, "serve", "--model", model, "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    log = Path(tempfile.mkdtemp(prefix="skserve-test-server-")) / "server.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [SKSERVE, "serve", "--model", model, "--port", str(port), "--workers", str(workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         cold = wait_ready(url + "/readyz", proc)
     except Exception:
         proc.kill()
-        raise RuntimeError(f"server failed: {proc.stderr.read()[-3000:]}") from None
-    return Server(url, proc, model, cold)
+        raise RuntimeError(f"server failed: {log.read_text()[-3000:]}") from None
+    return Server(url, proc, model, cold, log)
 
 
 def stop_server(server: Server) -> None:

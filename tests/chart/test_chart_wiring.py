@@ -507,3 +507,16 @@ def test_topology_spread_selects_own_slot() -> None:
         sel = tsc["labelSelector"]["matchLabels"]
         matched = [n for n, t in pods(objs).items() if selects(sel, t["metadata"]["labels"])]
         assert matched == [name]
+
+
+def test_max_body_bytes_reaches_the_server_env() -> None:
+    """slotDefaults/slots.<name>.maxBodyBytes become SKSERVE_MAX_BODY_BYTES as an exact
+    integer (helm would print a large number as 4.194304e+06); unset, the server derives it."""
+
+    def limits(*sets: str) -> dict[str, str | None]:
+        return {name: {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+                .get("SKSERVE_MAX_BODY_BYTES") for name, pod in pods(render(*sets)).items()}
+
+    assert set(limits(*TWO_SLOTS).values()) == {None}
+    assert sorted(limits(*TWO_SLOTS, "slotDefaults.maxBodyBytes=4194304",
+                         "slots.green.maxBodyBytes=16777216").values()) == ["16777216", "4194304"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import urllib.error
 import urllib.request
 
 import pytest
 
-from skserve import store
+from skserve import __version__, store
 from skserve.schema import example_row, rows_to_frame
 
 
@@ -93,8 +94,12 @@ def test_probes_and_openapi(server, path):
     assert status == 200
 
 
-def test_openapi_names_the_generated_row_fields(server):
+def test_openapi_names_the_generated_row_fields(server, model):
+    """The document BentoML generates, versioned `<skserve version>+<model name>.<version>`
+    (BentoML itself says "None" when serving from source)."""
+    _, info = model
     _, _, raw = call(server.url + "/docs.json")
+    assert json.loads(raw)["info"]["version"] == f"{__version__}+{info.name}.{info.version}"
     row = json.loads(raw)["components"]["schemas"]["Row"]
     assert set(row["required"]) == {"timestamp", "WorkDay", "Temperature"}
     assert row["additionalProperties"] is False
@@ -116,6 +121,41 @@ def test_metrics_are_present_and_move(server, model):
                  "skserve_model_batch_rows_bucket"):
         assert name in text.decode(), name
     assert metric(server, "skserve_model_info", model_version=info.tag) == 1
+
+
+def test_every_model_call_records_the_same_metrics(server, model):
+    """Two concurrent 500-row batches raise the rows-per-call histogram's count by the
+    number of model calls (BentoML's own count of adaptive-batch calls; 1 or 2) and its sum
+    by 1000; single rows on /predict are counted the same way."""
+    _, info = model
+    labels = {"model_version": info.tag}
+
+    def snapshot() -> dict[str, float]:
+        return {"count": metric(server, "skserve_model_batch_rows_count", **labels),
+                "sum": metric(server, "skserve_model_batch_rows_sum", **labels),
+                "rows": metric(server, "skserve_predictions_total", **labels),
+                "values": metric(server, "skserve_prediction_value_count", **labels),
+                "calls": metric(server, "bentoml_service_adaptive_batch_size_count",
+                                method_name="predict_batch")}
+
+    before = snapshot()
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(
+        post(server, "/predict_batch", rows_for(info, 500))[0])) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    after = snapshot()
+    delta = {k: after[k] - before[k] for k in before}
+    assert statuses == [200, 200]
+    assert delta["calls"] in (1, 2) and delta["count"] == delta["calls"], delta
+    assert delta["sum"] == delta["rows"] == delta["values"] == 1000, delta
+    for r in rows_for(info, 3):  # one at a time: one model call each
+        assert post(server, "/predict", r)[0] == 200
+    final = snapshot()
+    assert final["count"] - after["count"] == 3 and final["sum"] - after["sum"] == 3
+    assert final["rows"] - after["rows"] == 3
 
 
 BAD = [
