@@ -224,17 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="model tag name:version (env SKSERVE_MODEL; default demand:latest)")
     serve.add_argument("--host", default=os.environ.get("SKSERVE_HOST", "127.0.0.1"),
                        help="address to bind (env SKSERVE_HOST; default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=int(os.environ.get("SKSERVE_PORT", "3000")),
+    # String defaults from the environment go through `type` like typed values: a bad one
+    # is a usage error naming the option, not a traceback.
+    serve.add_argument("--port", type=int, default=os.environ.get("SKSERVE_PORT", "3000"),
                        help="port (env SKSERVE_PORT; default 3000)")
     serve.add_argument("--workers", type=int,
-                       default=int(os.environ.get("SKSERVE_WORKERS", "2")),
+                       default=os.environ.get("SKSERVE_WORKERS", "2"),
                        help="worker processes (env SKSERVE_WORKERS; default 2)")
     serve.add_argument("--max-batch-rows", type=int,
-                       default=int(os.environ.get("SKSERVE_MAX_BATCH_ROWS", "1000")),
+                       default=os.environ.get("SKSERVE_MAX_BATCH_ROWS", "1000"),
                        help="largest list /predict_batch accepts (env SKSERVE_MAX_BATCH_ROWS; "
                        "default 1000)")
-    body_env = os.environ.get("SKSERVE_MAX_BODY_BYTES")
-    serve.add_argument("--max-body-bytes", type=int, default=int(body_env) if body_env else None,
+    serve.add_argument("--max-body-bytes", type=int,
+                       default=os.environ.get("SKSERVE_MAX_BODY_BYTES") or None,
                        help="largest request body in bytes; a larger one is answered 413 "
                        "before it is read (env SKSERVE_MAX_BODY_BYTES; default: what "
                        "--max-batch-rows rows of the model's features can need, pretty-printed,"

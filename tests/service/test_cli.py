@@ -40,6 +40,7 @@ def test_serve_without_the_model_says_how_to_get_one():
     (["train", "--data", "/nonexistent.csv", "--target", "y"], 2, "data file not found"),
     (["batch", "run", "--input", "/nonexistent", "--output", "/tmp/x", "--model", "no:v1"], 2,
      "is not in the model store"),
+    (["serve", "--max-body-bytes", "0"], 2, "--max-body-bytes 0: must be at least 1"),
 ])
 def test_user_errors_are_one_line_with_their_exit_code(argv, code, message):
     """Typed errors (skserve.errors) map to exit codes in one place; no traceback."""
@@ -47,6 +48,26 @@ def test_user_errors_are_one_line_with_their_exit_code(argv, code, message):
     assert out.returncode == code, out.stderr
     assert message in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_serve_hands_limits_and_log_settings_to_the_server(monkeypatch):
+    """What `skserve serve` flags become in the server's environment; no body limit set
+    means the server derives it."""
+    from skserve.cli import build_parser, serve_env
+
+    for var in ("SKSERVE_MAX_BODY_BYTES", "SKSERVE_LOG_FORMAT", "SKSERVE_LOG_LEVEL"):
+        monkeypatch.delenv(var, raising=False)
+    env = serve_env(build_parser().parse_args(
+        ["serve", "--max-body-bytes", "4096", "--log-format", "text", "--log-level", "warning"]))
+    assert (env["SKSERVE_MAX_BODY_BYTES"], env["SKSERVE_LOG_FORMAT"],
+            env["SKSERVE_LOG_LEVEL"]) == ("4096", "text", "WARNING")
+    env = serve_env(build_parser().parse_args(["serve"]))
+    assert "SKSERVE_MAX_BODY_BYTES" not in env
+    assert (env["SKSERVE_LOG_FORMAT"], env["SKSERVE_LOG_LEVEL"]) == ("auto", "INFO")
+    monkeypatch.setenv("SKSERVE_MAX_BODY_BYTES", "4MiB")
+    with pytest.raises(SystemExit) as exit_:  # argparse: a usage error naming the option
+        build_parser().parse_args(["serve"])
+    assert exit_.value.code == 2
 
 
 def test_models_lists_the_trained_model(trained_model):
