@@ -9,7 +9,8 @@
 - answers GET /metadata and GET /docs.json from memory and adds `x-model-version` to
   prediction answers;
 - answers `Connection: close` once the drain file exists;
-- logs every 4xx answer as one line (`skserve.logs.log_client_error`).
+- logs every 4xx answer as one line (`skserve.logs.log_client_error`), and answers 499
+  rather than BentoML's 500 when the client hung up before sending its whole body.
 
 `RowsValidator` parses a /predict_batch body and refuses an over-long list before it
 validates a single row.
@@ -97,7 +98,7 @@ class RowsValidator:
 
 class EdgeMiddleware:
     """ASGI middleware: body limit (413), media type (415), /metadata and /docs.json,
-    `x-model-version`, drain, and one log line per 4xx answer.
+    `x-model-version`, drain, and one log line per 4xx answer (499 for a hang-up).
 
     Draining: Kubernetes' preStop hook creates `drain_file` and waits before SIGTERM.
     Keep-alive clients would otherwise hold connections to this pod and lose a request when
