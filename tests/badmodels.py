@@ -21,7 +21,6 @@ from dataclasses import replace
 
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
-from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
@@ -29,7 +28,7 @@ from skserve import store
 from skserve.data import Dataset, frame_sha256
 from skserve.features import TimeFeatures, build_preprocessor
 from skserve.schema import infer_schema
-from skserve.train import Entry, Selection, model_metadata, select_model
+from skserve.train import REGRESSION, Entry, Selection, model_metadata, select_model
 
 
 def _xy(dataset: Dataset):
@@ -45,10 +44,8 @@ def _save(dataset: Dataset, name: str, version: str, pipeline: Pipeline, family:
     if family.endswith("workdays_only"):
         keep = (X["WorkDay"] == 1).to_numpy()
         X, y = X[keep], y[keep]
-    pred = pipeline.predict(X)
-    entry = Entry(family, float(root_mean_squared_error(y, pred)),
-                  float(mean_absolute_error(y, pred)), float(r2_score(y, pred)), 0.0, 0.0, 0.0,
-                  None, {})
+    entry = Entry(family, {**REGRESSION.score(pipeline, X, y, []), "cv_rmse": None}, 0.0, 0.0,
+                  {})
     selection = Selection(pipeline, entry, [entry], schema, 0, len(dataset.frame))
     metadata = model_metadata(selection, dataset, 7)
     info = store.save(name, pipeline, metadata, {"dataset": dataset.name, "family": family},

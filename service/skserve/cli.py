@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
@@ -24,43 +23,59 @@ from .errors import InvalidInput, ModelNotFound, SkserveError
 def cmd_train(args: argparse.Namespace) -> int:
     from . import store
     from .data import load_file, load_reference
+    from .train import detect_task, model_labels, model_metadata
 
     if args.data is None and args.target is not None:
         raise InvalidInput("--target needs --data FILE")
     if args.data is not None and args.target is None:
         raise InvalidInput("--data needs --target COLUMN (the column to predict)")
-    dataset = (load_file(args.data, args.target, args.time_column, args.name)
-               if args.data else load_reference())
+    if args.data:
+        dataset = load_file(args.data, args.target, args.time_column, args.name)
+    else:
+        dataset = load_reference(args.task or "regression")
+        say(f"data: {dataset.name} ({dataset.source}, {len(dataset.frame)} rows; "
+            "--data FILE to train on your own)")
+    task, why = detect_task(dataset.frame[dataset.target])
+    if args.task:
+        task, why = args.task, "--task"
+    say(f"task: {task} ({why})")
     name = args.name or dataset.name
     if args.if_missing and store.has_model(name):
         say(f"model {name!r} is already in the store; not training (drop --if-missing to retrain)")
         return 0
-    selection = _search_with_progress(dataset, args)
+    selection = _search_with_progress(dataset, task, args)
     _print_leaderboard(selection)
-    from .train import model_metadata
-
     metadata = model_metadata(selection, dataset, args.seed)
-    labels = {"dataset": dataset.name, "family": selection.winner.model, "task": "regression"}
+    labels = model_labels(dataset.name, selection.winner.model, task)
     info = store.save(name, selection.pipeline, metadata, labels, version=args.version)
     if args.leaderboard:
         args.leaderboard.parent.mkdir(parents=True, exist_ok=True)
-        board = {"model": info.tag, "leaderboard": [asdict(e) for e in selection.leaderboard]}
+        board = {"model": info.tag, "task": task, "ranked_by": metadata["ranked_by"],
+                 "leaderboard": [e.to_dict() for e in selection.leaderboard]}
         args.leaderboard.write_text(json.dumps(board, indent=2) + "\n")
-    say(f"saved {info.tag} ({selection.winner.model}, hold-out RMSE "
-         f"{selection.winner.rmse:.4f}, R² {selection.winner.r2:.3f})")
+    say(f"saved {info.tag} ({selection.winner.model}, {_headline(selection.winner.metrics)})")
     if args.json:
-        print(json.dumps({"model": info.tag, "metrics": metadata["metrics"],
+        print(json.dumps({"model": info.tag, "task": task, "metrics": metadata["metrics"],
                           "family": selection.winner.model}))
     return 0
 
 
-def _search_with_progress(dataset, args: argparse.Namespace):
+def _headline(metrics: dict) -> str:
+    """The hold-out numbers a person looks at first."""
+    if "rmse" in metrics:
+        return f"hold-out RMSE {metrics['rmse']:.4f}, R² {metrics['r2']:.3f}"
+    auc = metrics.get("roc_auc")
+    return (f"hold-out log loss {metrics['log_loss']:.4f}, accuracy {metrics['accuracy']:.3f}"
+            + ("" if auc is None else f", ROC AUC {auc:.3f}"))
+
+
+def _search_with_progress(dataset, task: str, args: argparse.Namespace):
     from .train import candidates, select_model
 
-    total = sum(1 for _ in candidates(args.seed, args.n_iter, args.wide)) + 1  # + the refit
+    total = sum(1 for _ in candidates(args.seed, args.n_iter, args.wide, task)) + 1  # + refit
     with search_progress(total, sys.stderr) as step:
-        return select_model(dataset, seed=args.seed, n_iter=args.n_iter, wide=args.wide,
-                            holdout_weeks=args.holdout_weeks, on_step=step)
+        return select_model(dataset, task=task, seed=args.seed, n_iter=args.n_iter,
+                            wide=args.wide, holdout_weeks=args.holdout_weeks, on_step=step)
 
 
 @contextmanager
@@ -95,15 +110,50 @@ def search_progress(total: int, stream: TextIO) -> Iterator[Callable[[str], None
 def _print_leaderboard(selection) -> None:
     from rich.table import Table
 
-    table = Table(title=f"leaderboard (hold-out: {selection.holdout_rows} rows)")
-    for column in ("model", "RMSE", "MAE", "R²", "MAPE", "fit s", "µs/row", "CV RMSE"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    objective = selection.objective
+    table = Table(title=f"leaderboard ({selection.split} hold-out: {selection.holdout_rows} "
+                  f"rows; ranked by {objective.rank_label}, lower is better)")
+    columns = objective.columns
+    headers = ["model", *(c.header for c in columns), "fit s", "µs/row",
+               f"CV {objective.rank_label}"]
+    for header in headers:
+        table.add_column(header, justify="left" if header == "model" else "right")
     for e in selection.leaderboard:
-        cv = "" if e.cv_rmse is None else f"{e.cv_rmse:.4f}"
-        table.add_row(e.model + (" ★" if e is selection.winner else ""), f"{e.rmse:.4f}",
-                      f"{e.mae:.4f}", f"{e.r2:.3f}", f"{e.mape:.2%}", f"{e.fit_s:.2f}",
-                      f"{e.predict_us_per_row:.1f}", cv)
+        cells = [_cell(e.metrics.get(c.key), c.fmt) for c in columns]
+        table.add_row(e.model + (" ★" if e is selection.winner else ""), *cells,
+                      f"{e.fit_s:.2f}", f"{e.predict_us_per_row:.1f}",
+                      _cell(e.metrics.get(objective.cv_key), ".4f"))
     stderr_console().print(table)
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from . import store
+    from .importer import import_model
+
+    imported = import_model(args.path, sample_path=args.sample, target=args.target,
+                            time_column=args.time_column, task=args.task, trust=args.trust,
+                            trust_pickle=args.trust_pickle, warn=say)
+    meta = imported.metadata
+    source = meta["source"]
+    schema = meta["schema"]
+    say(f"loaded {args.path} ({source['format']}, sha256 {source['sha256'][:12]}, scikit-learn "
+        f"{source['sklearn_version']}): a {meta['family']}, task {meta['task']}"
+        + (f", classes {meta['classes']}" if meta.get("classes") else ""))
+    say(f"schema from {source['schema_from']}: {len(schema['features'])} features "
+        f"({', '.join(f['name'] + ':' + f['dtype'] for f in schema['features'])})")
+    for note in imported.notes:
+        say(f"  {note}")
+    info = store.save(args.name, imported.estimator, meta, imported.labels,
+                      version=args.version)
+    say(f"saved {info.tag}; serve it: skserve serve --model {info.tag}")
+    if args.json:
+        print(json.dumps({"model": info.tag, "task": meta["task"],
+                          "classes": meta.get("classes"), "source": source}))
+    return 0
 
 
 def serve_env(args: argparse.Namespace) -> dict[str, str]:
@@ -144,10 +194,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env["SKSERVE_MODEL"] = info.tag
     url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
     body = args.max_body_bytes or default_max_body_bytes(info.schema, args.max_batch_rows)
+    example = info.metadata.get("input_example") or example_row(info.schema)
     say(f"serving {info.tag} with {args.workers} worker(s) on {url} (bodies up to {body:,} "
         f"bytes, lists up to {args.max_batch_rows} rows)\n"
         f"  try: curl -s -X POST {url}/predict -H 'content-type: application/json' "
-        f"-d '{json.dumps(example_row(info.schema))}'")
+        f"-d '{json.dumps(example)}'")
     argv = [sys.executable, "-m", "bentoml", "serve", "skserve.service:SKServe",
             "--host", args.host, "--port", str(args.port)]
     os.execvpe(argv[0], argv, env)  # bentoml gets SIGTERM directly and drains in-flight work
@@ -162,17 +213,24 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = []
     for model in bentoml.models.list():
         meta = model.info.metadata
-        rows.append({"model": str(model.tag), "family": meta.get("family"),
-                     "rmse": (meta.get("metrics") or {}).get("rmse"),
-                     "trained_at": meta.get("trained_at")})
+        metrics = meta.get("metrics") or {}
+        task = meta.get("task", "regression")
+        main = "rmse" if task == "regression" else "log_loss"
+        origin = (meta.get("source") or {}).get("format", "trained")
+        rows.append({"model": str(model.tag), "task": task, "family": meta.get("family"),
+                     "metric": main, "value": metrics.get(main), "origin": origin,
+                     "rmse": metrics.get("rmse"), "trained_at": meta.get("trained_at"),
+                     "created": meta.get("imported_at") or meta.get("trained_at")})
     if args.json:
         print(json.dumps(rows))
         return 0
     if not rows:
-        say("no models in the store; train one: skserve train")
+        say("no models in the store; train one (skserve train) or import one (skserve import)")
         return 0
-    print_table(("MODEL", "FAMILY", "RMSE", "TRAINED"),
-                [(r["model"], r["family"] or "-", _round(r["rmse"]), r["trained_at"] or "-")
+    print_table(("MODEL", "TASK", "FAMILY", "METRIC", "ORIGIN", "CREATED"),
+                [(r["model"], r["task"], r["family"] or "-",
+                  f"{r['metric']}={_round(r['value'])}" if r["value"] is not None else "-",
+                  r["origin"], r["created"] or "-")
                  for r in sorted(rows, key=lambda r: r["model"])])
     return 0
 
@@ -192,12 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train", help="train on real data and save the best model to the model store",
-        description="Search several model families with time-series cross-validation, rank "
-        "them on a chronological hold-out against two naive baselines, and save the best to "
-        "BentoML's model store with its feature schema and metrics. Without --data it trains "
-        "on half-hourly electricity demand for Victoria, 2014 (fpp2/elecdemand).")
+        description="Search several model families with cross-validation, rank them on a "
+        "hold-out against naive baselines, and save the best to BentoML's model store with "
+        "its feature schema and metrics. Regression: ridge, random forest, histogram "
+        "gradient boosting, ranked by RMSE on a chronological hold-out. Classification: "
+        "logistic regression, random forest, histogram gradient boosting (class weights "
+        "searched), ranked by log loss on a stratified hold-out (chronological with "
+        "--time-column). The task follows the target (text, boolean or an integer with at "
+        "most 10 levels: classification) unless --task says. Without --data it trains on "
+        "half-hourly electricity demand for Victoria, 2014 (fpp2/elecdemand), or with "
+        "--task classification on the Titanic passengers (vcdExtra/Titanicp).")
     train.add_argument("--data", type=Path, help="a CSV or Parquet file to train on")
     train.add_argument("--target", help="the column to predict (with --data)")
+    train.add_argument("--task", choices=("regression", "classification"),
+                       help="what to learn (default: decided from the target column)")
     train.add_argument("--time-column", help="a timestamp column: calendar features and a "
                        "chronological split (with --data)")
     train.add_argument("--name", help="model name in the store (default: the data's name)")
@@ -208,13 +274,46 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--wide", action="store_true",
                        help="a wider search: more families and candidates (several minutes)")
     train.add_argument("--holdout-weeks", type=float, default=4,
-                       help="weeks at the end of the data held out for ranking (default 4)")
+                       help="weeks at the end of the data held out for ranking, with a time "
+                       "column (default 4)")
     train.add_argument("--leaderboard", type=Path, default=Path("reports/leaderboard.json"),
                        help="where to write the leaderboard JSON")
     train.add_argument("--if-missing", action="store_true",
                        help="do nothing if a model of that name is already stored")
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     train.set_defaults(func=cmd_train)
+
+    imp = sub.add_parser(
+        "import", help="store an existing scikit-learn model (skops, joblib, pickle, MLflow)",
+        description="Store a model trained elsewhere with the metadata `skserve train` writes, "
+        "so it serves, batch-scores and deploys like a trained one. PATH is a .skops file "
+        "(loaded with skops' trusted-type check), a .joblib or .pkl file (only with "
+        "--trust-pickle: unpickling runs code), or an MLflow model folder with the sklearn "
+        "flavor (needs the 'mlflow' extra). The input schema comes from the MLflow "
+        "signature, else --sample, else the model's feature_names_in_; the model must "
+        "predict on the sample (or the input example, or a row built from the schema) or "
+        "nothing is stored.")
+    imp.add_argument("path", type=Path, help="the model file or MLflow model folder")
+    imp.add_argument("--name", required=True, help="model name in the store")
+    imp.add_argument("--version", help="model version (default: generated by BentoML)")
+    imp.add_argument("--sample", type=Path,
+                     help="a CSV or Parquet file of real input rows: types, ranges, "
+                     "categories and missing values are taken from it, and the model must "
+                     "predict on every row")
+    imp.add_argument("--target", help="the target column's name (default: the MLflow "
+                     "signature's output name, else 'prediction'); if the sample has it, "
+                     "metrics are computed on the sample")
+    imp.add_argument("--time-column", help="a timestamp column of the sample to parse")
+    imp.add_argument("--task", choices=("regression", "classification"),
+                     help="override the task scikit-learn reports (is_classifier)")
+    imp.add_argument("--trust", action="append", default=[], metavar="TYPE",
+                     help="a type the skops file names that skops does not trust by "
+                     "default, e.g. numpy.dtype (repeatable; check each one)")
+    imp.add_argument("--trust-pickle", action="store_true",
+                     help="load joblib/pickle files (also inside MLflow folders): this runs "
+                     "any code the file names, so only for files you trust")
+    imp.add_argument("--json", action="store_true", help="print the result as JSON")
+    imp.set_defaults(func=cmd_import)
 
     serve = sub.add_parser(
         "serve", help="serve a stored model over HTTP with BentoML",
@@ -254,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "one INFO line (env SKSERVE_LOG_LEVEL; default INFO)")
     serve.set_defaults(func=cmd_serve)
 
-    models = sub.add_parser("models", help="list the models in the store")
+    models = sub.add_parser("models", help="list the models in the store with their task, "
+                            "family, main hold-out metric and origin")
     models.add_argument("--json", action="store_true", help="print as JSON")
     models.set_defaults(func=cmd_models)
 

@@ -77,16 +77,25 @@ def _number(value: Any) -> float:
     return float(value.item() if hasattr(value, "item") else value)
 
 
-def infer_schema(frame: pd.DataFrame, target: str, time_column: str | None = None) -> FeatureSchema:
-    """Describe every non-target column of a training frame."""
+def infer_schema(frame: pd.DataFrame, target: str, time_column: str | None = None,
+                 task: str = "regression") -> FeatureSchema:
+    """Describe every non-target column of a training frame; the target's range for a
+    regression (a classifier's labels are not numbers)."""
     if target not in frame.columns:
         raise InvalidInput(f"target column {target!r} is not in the data ({list(frame.columns)})")
+    features = infer_features(frame.drop(columns=[target]), time_column)
+    if task != "regression":
+        return FeatureSchema(features, target, time_column)
+    y = frame[target].dropna()
+    return FeatureSchema(features, target, time_column, _number(y.min()), _number(y.max()))
+
+
+def infer_features(frame: pd.DataFrame, time_column: str | None = None) -> list[Feature]:
+    """One `Feature` per column, in order: dtype, observed range, levels, nullability."""
     if time_column is not None and time_column not in frame.columns:
         raise InvalidInput(f"time column {time_column!r} is not in the data")
     features = []
     for name in frame.columns:
-        if name == target:
-            continue
         col = frame[name]
         nullable = bool(col.isna().any())
         if name == time_column or pd.api.types.is_datetime64_any_dtype(col):
@@ -106,8 +115,7 @@ def infer_schema(frame: pd.DataFrame, target: str, time_column: str | None = Non
         else:
             levels = sorted(str(v) for v in col.dropna().unique())
             features.append(Feature(name, "category", None, None, levels, nullable))
-    y = frame[target].dropna()
-    return FeatureSchema(features, target, time_column, _number(y.min()), _number(y.max()))
+    return features
 
 
 def _field(feature: Feature) -> tuple[Any, Any]:

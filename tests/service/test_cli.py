@@ -78,21 +78,22 @@ def test_models_lists_the_trained_model(trained_model):
 
 def test_models_table_is_on_stdout_aligned_and_rounded(trained_model):
     """Like `kubectl get`: a header, one row per model, columns aligned, on stdout so that
-    `skserve models | grep demand` works; RMSE to 4 significant digits."""
+    `skserve models | grep demand` works; the task and its main metric (RMSE for a
+    regression) to 4 significant digits."""
     from skserve import store
 
     out = subprocess.run([SKSERVE, "models"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stderr == ""
     header, *rows = out.stdout.splitlines()
-    assert header.split() == ["MODEL", "FAMILY", "RMSE", "TRAINED"]
+    assert header.split() == ["MODEL", "TASK", "FAMILY", "METRIC", "ORIGIN", "CREATED"]
     (row,) = [r for r in rows if r.startswith(trained_model + " ")]
     meta = store.get_info(trained_model).metadata
-    assert row.split() == [trained_model, meta["family"], f"{meta['metrics']['rmse']:.4g}",
-                           meta["trained_at"]]
-    assert len(row.split()[2].replace(".", "").lstrip("0")) <= 4
-    starts = [header.index(h) for h in ("FAMILY", "RMSE", "TRAINED")]
+    assert row.split() == [trained_model, "regression", meta["family"],
+                           f"rmse={meta['metrics']['rmse']:.4g}", "trained", meta["trained_at"]]
+    assert len(row.split()[3].split("=")[1].replace(".", "").lstrip("0")) <= 4
+    starts = [header.index(h) for h in ("TASK", "FAMILY", "METRIC", "ORIGIN", "CREATED")]
     for line in rows:
-        assert [line[i - 2:i] == "  " and line[i] != " " for i in starts] == [True] * 3, line
+        assert [line[i - 2:i] == "  " and line[i] != " " for i in starts] == [True] * 5, line
     grep = subprocess.run(f"{SKSERVE} models | grep -c '^{trained_model} '", shell=True,
                           capture_output=True, text=True, timeout=60)
     assert grep.stdout.strip() == "1"

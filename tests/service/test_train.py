@@ -39,18 +39,19 @@ def test_leaderboard_has_three_families_and_two_baselines(selection):
     names = [e.model for e in selection.leaderboard]
     assert set(names) == {"ridge", "random_forest", "hist_gradient_boosting",
                           "baseline_mean", "baseline_profile"}
-    rmses = [e.rmse for e in selection.leaderboard]
+    rmses = [e.metrics["rmse"] for e in selection.leaderboard]
     assert rmses == sorted(rmses)
     for entry in selection.leaderboard:
-        assert entry.rmse > 0 and entry.mae > 0 and entry.predict_us_per_row > 0
-        assert (entry.cv_rmse is None) == entry.baseline
+        assert entry.metrics["rmse"] > 0 and entry.metrics["mae"] > 0
+        assert entry.predict_us_per_row > 0
+        assert (entry.metrics["cv_rmse"] is None) == entry.baseline
 
 
 def test_winner_is_the_best_model_and_beats_both_baselines(selection):
     models = [e for e in selection.leaderboard if not e.baseline]
-    assert selection.winner is min(models, key=lambda e: e.rmse)
+    assert selection.winner is min(models, key=lambda e: e.metrics["rmse"])
     for base in (e for e in selection.leaderboard if e.baseline):
-        assert selection.winner.rmse < base.rmse
+        assert selection.winner.metrics["rmse"] < base.metrics["rmse"]
 
 
 def test_same_seed_same_model(dataset, selection):
@@ -64,7 +65,9 @@ def test_metadata_carries_schema_metrics_lineage_and_versions(dataset, selection
     meta = model_metadata(selection, dataset, seed=3)
     assert meta["schema"]["target"] == "Demand"
     assert meta["dataset"]["sha256"] == dataset.sha256 and len(dataset.sha256) == 64
-    assert meta["metrics"]["rmse"] == selection.winner.rmse
+    assert meta["metrics"]["rmse"] == selection.winner.metrics["rmse"]
+    assert meta["task"] == "regression" and "classes" not in meta and meta["has_proba"] is False
+    assert set(meta["metrics"]) == {"rmse", "mae", "r2", "mape", "cv_rmse"}
     assert {"scikit-learn", "pandas", "bentoml", "python"} <= set(meta["packages"])
     assert meta["params"] == selection.winner.params
     json.dumps(meta)  # storable as-is
