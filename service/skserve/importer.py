@@ -259,7 +259,10 @@ def read_mlflow(folder: Path) -> tuple[Path, MlflowModel]:
             example = json_row(loaded.iloc[0])
         elif isinstance(loaded, dict):
             example = {k: _json_value(v) for k, v in loaded.items()}
-    created = str(model.utc_time_created) if model.utc_time_created else None
+    created = None
+    if model.utc_time_created:  # "2026-11-30 15:57:06.307311", UTC without an offset
+        stamp = datetime.fromisoformat(str(model.utc_time_created)).replace(tzinfo=UTC)
+        created = stamp.isoformat(timespec="seconds")
     info = MlflowModel(fmt, features, target, example, created, model.mlflow_version,
                        flavor.get("sklearn_version"), list(flavor.get("skops_trusted_types") or []))
     return folder / flavor["pickled_model"], info
@@ -433,8 +436,11 @@ def check_predicts(estimator: Any, schema: FeatureSchema, rows: list[dict[str, A
         if task == "classification" and hasattr(estimator, "predict_proba"):
             aligned_proba(estimator, frame, classes)
     except Exception as exc:
+        hint = "" if what.startswith("the ") and "sample" in what else (
+            "; add --sample FILE with real input rows to describe the inputs")
         raise InvalidInput(f"{path}: the model cannot predict on {what} "
-                           f"({type(exc).__name__}: {exc}); refusing to import it") from exc
+                           f"({type(exc).__name__}: {exc}); refusing to import it{hint}"
+                           ) from exc
     if len(pred) != len(rows):
         raise InvalidInput(f"{path}: the model returned {len(pred)} values for {len(rows)} rows")
     if task == "regression":
