@@ -40,6 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         task, why = args.task, "--task"
     say(f"task: {task} ({why})")
     name = args.name or dataset.name
+    store.check_tag(name, args.version)
     if args.if_missing and store.has_model(name):
         say(f"model {name!r} is already in the store; not training (drop --if-missing to retrain)")
         return 0
@@ -134,6 +135,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from . import store
     from .importer import import_model
 
+    store.check_tag(args.name, args.version)
     imported = import_model(args.path, sample_path=args.sample, target=args.target,
                             time_column=args.time_column, task=args.task, trust=args.trust,
                             trust_pickle=args.trust_pickle, warn=say)

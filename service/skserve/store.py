@@ -12,7 +12,7 @@ from typing import Any
 
 import bentoml
 
-from .errors import ModelNotFound
+from .errors import InvalidInput, ModelNotFound
 from .schema import FeatureSchema
 
 DEFAULT_MODEL = "demand:latest"
@@ -84,10 +84,20 @@ def has_model(name: str) -> bool:
     return any(m.tag.name == name for m in bentoml.models.list())
 
 
+def check_tag(name: str, version: str | None = None) -> None:
+    """Refuse a model name or version BentoML would refuse, before any work is done."""
+    try:
+        bentoml.Tag(name, version)
+    except ValueError as exc:
+        raise InvalidInput(f"model name {name!r}" + (f" or version {version!r}" if version
+                           else "") + f": {exc}") from None
+
+
 def save(name: str, pipeline: Any, metadata: dict[str, Any], labels: dict[str, str],
          version: str | None = None) -> ModelInfo:
     """Save a fitted pipeline with its metadata; returns the new tag."""
     use_store_from_env()
+    check_tag(name, version)
     tag = f"{name}:{version}" if version else name
     model = bentoml.sklearn.save_model(tag, pipeline, labels=labels, metadata=metadata,
                                        signatures={"predict": {"batchable": True}})

@@ -343,6 +343,9 @@ def test_unknown_formats_and_paths_are_refused(tmp_path):
     assert out.returncode == 2 and "a folder without an MLmodel file" in out.stderr
     out = skserve_import(tmp_path / "nope.skops", "--name", "x")
     assert out.returncode == 2 and "model not found" in out.stderr
+    out = skserve_import(tmp_path / "nope.skops", "--name", "Churn Model")
+    assert out.returncode == 2 and "model name 'Churn Model'" in out.stderr
+    assert "not a valid BentoML tag" in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.slow
