@@ -108,8 +108,9 @@ class Rule:
                 years = (max(first, PANDAS_YEARS[0]), min(last, PANDAS_YEARS[1]))
             return cls(feature.name, "datetime", feature.nullable, years=years)
         if feature.dtype == "category":
-            return cls(feature.name, "category", feature.nullable,
-                       levels=tuple(feature.categories or ()))
+            # no categories at all (an imported model's signature said only "string"): any text
+            levels = None if feature.categories is None else tuple(feature.categories)
+            return cls(feature.name, "category", feature.nullable, levels=levels)
         if feature.dtype == "int" and feature.categories:
             return cls(feature.name, "int", feature.nullable,
                        levels=tuple(int(c) for c in feature.categories))
@@ -144,7 +145,7 @@ class Rule:
         if self.kind == "category":
             if not isinstance(value, str):
                 raise Invalid(value, NOT_TEXT)
-            if value not in (self.levels or ()):
+            if self.levels is not None and value not in self.levels:
                 raise Invalid(value, NOT_CATEGORY)
             return value
         return self._timestamp(value)
@@ -253,7 +254,8 @@ class Rule:
             strings = pa.array(np.where(is_text, values, None), pa.string())
         self._required(present, verdict)
         verdict.fail(not_text, NOT_TEXT)
-        verdict.fail(present & ~_mask(pc.is_in(strings, value_set=levels)), NOT_CATEGORY)
+        if self.levels is not None:
+            verdict.fail(present & ~_mask(pc.is_in(strings, value_set=levels)), NOT_CATEGORY)
         verdict.values = strings.to_numpy(zero_copy_only=False)
 
     def _timestamp_column(self, col: pd.Series, text: bool, verdict: ColumnCheck) -> None:
@@ -304,7 +306,9 @@ class Rule:
             schema: dict[str, Any] = {"type": "string",
                                       "pattern": re.sub(r"\?P<\w+>", "?:", TIMESTAMP_PATTERN)}
         elif self.kind == "category":
-            schema = {"type": "string", "enum": list(self.levels or ())}
+            schema = {"type": "string"}
+            if self.levels is not None:
+                schema["enum"] = list(self.levels)
         else:
             schema = {"type": "integer" if self.kind == "int" else "number"}
             if self.levels is not None:

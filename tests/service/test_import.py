@@ -30,6 +30,7 @@ from skserve import store
 from skserve.data import load_titanic
 from skserve.errors import InvalidInput
 from skserve.importer import import_model, sha256_of
+from skserve.schema import request_model
 from tests.conftest import SKSERVE, small_dataset, start_server, stop_server
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -280,6 +281,13 @@ def test_mlflow_skops_model_uses_signature_and_example(mlflow_models, titanic_cs
                                      "sibsp": 0, "parch": 0}
     assert meta["classes"] == ["died", "survived"]
     assert meta["trained_at"].endswith("+00:00") and meta["trained_at"] <= meta["imported_at"]
+    # what the service accepts: the example; any text where no levels are known; no nulls
+    # where the signature requires a value
+    row_model = request_model(store.get_info("titanic-mlflow:v1").schema)
+    row_model.model_validate(meta["input_example"])
+    row_model.model_validate({**meta["input_example"], "pclass": "4th", "age": None})
+    with pytest.raises(ValueError, match="sex"):
+        row_model.model_validate({**meta["input_example"], "sex": None})
 
     # a sample fills in what the signature cannot say
     out = skserve_import(folder, "--name", "titanic-mlflow", "--version", "v2",
