@@ -369,8 +369,9 @@ def _registrars():
     """Subcommands that live in their own modules."""
     from .batch.cli import register as register_batch
     from .loadtest.cli import register as register_loadtest
+    from .rollout.cli import register as register_rollout
 
-    return [register_loadtest, register_batch]
+    return [register_loadtest, register_batch, register_rollout]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,411 @@
+"""Analysis that knows it is judging a model: templates → PromQL, results → verdicts (pure).
+
+A template (in the spirit of Argo Rollouts' AnalysisTemplate) names what to measure, the
+success threshold, how many failed measurements a step tolerates (`failure_limit`), how
+often to measure (`interval_s`) and how much traffic a measurement needs (`min_samples`).
+`queries()` turns it into PromQL over one window for the canary and the stable slot;
+`measure()` turns the query results into pass / fail / inconclusive with the numbers behind
+it. Too little traffic is inconclusive, never a pass.
+
+Kinds, what each measures and when it fails (the threshold's unit in brackets):
+
+- success_rate: the canary's non-5xx share of /predict and /predict_batch requests;
+  fails below the threshold [a share, e.g. 0.99].
+- latency_p95: the canary's p95 request latency; fails above the threshold [ms] AND above
+  `vs_stable` × the stable slot's p95 (judge the model, not a busy machine).
+- prediction_shift: the largest gap between the canary's and the stable's quantiles
+  (25/50/75 %) of `skserve_prediction_value`; fails above the threshold [target units;
+  skserve's default is the stable model's hold-out RMSE].
+- prediction_psi: population stability index of the canary's predictions against the
+  stable's; fails above the threshold [dimensionless; 0.25 is the classic "significant"].
+- out_of_range: the canary's out-of-range input values per row minus the stable's; fails
+  above the threshold [values per row, e.g. 0.05].
+- promql: `query` (placeholders {canary} {stable} {window}) → one number; fails when
+  `success_condition` (e.g. ">= 0.99") is false.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import InvalidInput
+from .state import FAIL, INCONCLUSIVE, PASS
+
+KINDS = ("success_rate", "latency_p95", "prediction_shift", "prediction_psi", "out_of_range",
+         "promql")
+ENDPOINTS = 'endpoint=~"/predict|/predict_batch"'
+QUANTILES = (0.25, 0.5, 0.75)
+DEFAULT_SELECTOR = 'slot="{slot}"'
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+        "==": operator.eq, "!=": operator.ne}
+
+
+@dataclass(frozen=True)
+class MetricTemplate:
+    """One check. `threshold`'s unit depends on `kind` (see the module table)."""
+
+    name: str
+    kind: str
+    threshold: float | None = None
+    vs_stable: float | None = None
+    min_samples: int = 50
+    failure_limit: int = 0
+    interval_s: float = 10.0
+    query: str = ""
+    success_condition: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidInput(f"analysis template {self.name!r}: kind must be one of {KINDS}, "
+                               f"not {self.kind!r}")
+        if self.kind == "promql":
+            if not self.query:
+                raise InvalidInput(f"analysis template {self.name!r}: promql needs a query")
+            parse_condition(self.success_condition, self.name)
+        elif self.threshold is None:
+            raise InvalidInput(f"analysis template {self.name!r}: {self.kind} needs a threshold")
+        if self.min_samples < 0 or self.failure_limit < 0 or self.interval_s <= 0:
+            raise InvalidInput(f"analysis template {self.name!r}: min_samples and "
+                               "failure_limit must be >= 0, interval_s > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> MetricTemplate:
+        unknown = set(doc) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidInput(f"analysis template {doc.get('name')!r}: unknown field(s) "
+                               f"{sorted(unknown)}")
+        return cls(**doc)
+
+
+def default_templates(shift_threshold: float, interval_s: float = 10.0,
+                      min_samples: int = 50) -> list[MetricTemplate]:
+    """The checks every rollout runs unless told otherwise.
+
+    `shift_threshold` is in the target's units (skserve uses the stable model's hold-out
+    RMSE: a canary whose typical prediction moves by more than the stable model's own error
+    is a different model, not a retrained one).
+    """
+    common = {"interval_s": interval_s, "min_samples": min_samples}
+    return [
+        MetricTemplate("success-rate", "success_rate", 0.99, **common),
+        MetricTemplate("latency-p95", "latency_p95", 100.0, vs_stable=2.0, **common),
+        MetricTemplate("prediction-shift", "prediction_shift", shift_threshold, **common),
+        MetricTemplate("prediction-psi", "prediction_psi", 0.25, **common),
+        MetricTemplate("out-of-range", "out_of_range", 0.05, **common),
+    ]
+
+
+def parse_condition(text: str, name: str = "") -> tuple[str, float]:
+    """'>= 0.99' → ('>=', 0.99); raises InvalidInput naming the template."""
+    m = re.fullmatch(r"\s*(>=|<=|==|!=|>|<)\s*(-?[0-9.eE+-]+)\s*", text or "")
+    if not m:
+        raise InvalidInput(f"analysis template {name!r}: success_condition must look like "
+                           f"'>= 0.99', not {text!r}")
+    return m.group(1), float(m.group(2))
+
+
+def window(seconds: float, minimum_s: float = 5.0) -> str:
+    """A PromQL range for the last `seconds` (at least `minimum_s`: rate needs two scrapes)."""
+    return f"{max(math.ceil(seconds), int(minimum_s))}s"
+
+
+def selector(template: str, slot: str, version: str) -> str:
+    return template.format(slot=slot, version=version)
+
+
+def queries(t: MetricTemplate, canary: str, stable: str, win: str) -> dict[str, str]:
+    """PromQL for one template: name → query, over `win` for label matchers `canary` and
+    `stable` (e.g. `slot="green"`)."""
+    def requests(sel: str, extra: str = "") -> str:
+        return f"sum(increase(bentoml_service_request_total{{{sel},{ENDPOINTS}{extra}}}[{win}]))"
+
+    def p95(sel: str) -> str:
+        return ("histogram_quantile(0.95, sum by (le) (rate(bentoml_service_request_duration_"
+                f"seconds_bucket{{{sel},{ENDPOINTS}}}[{win}])))")
+
+    def buckets(sel: str) -> str:
+        return f"sum by (le) (increase(skserve_prediction_value_bucket{{{sel}}}[{win}]))"
+
+    def rows(sel: str) -> str:
+        return f"sum(increase(skserve_predictions_total{{{sel}}}[{win}]))"
+
+    if t.kind == "success_rate":
+        return {"requests": requests(canary),
+                "errors": requests(canary, ',http_response_code=~"5.."')}
+    if t.kind == "latency_p95":
+        return {"requests": requests(canary), "p95": p95(canary),
+                "stable_requests": requests(stable), "stable_p95": p95(stable)}
+    if t.kind in ("prediction_shift", "prediction_psi"):
+        return {"buckets": buckets(canary), "stable_buckets": buckets(stable)}
+    if t.kind == "out_of_range":
+        oor = "sum(increase(skserve_feature_out_of_range_total{{{sel}}}[{win}]))"
+        return {"rows": rows(canary), "out_of_range": oor.format(sel=canary, win=win),
+                "stable_rows": rows(stable),
+                "stable_out_of_range": oor.format(sel=stable, win=win)}
+    return {"value": t.query.format(canary=canary, stable=stable, window=win)}
+
+
+@dataclass
+class CheckResult:
+    """One measurement: `measured` is the raw verdict, `verdict` the one after the
+    template's failure limit; `value`/`threshold` in the template's unit; `numbers` the
+    raw inputs (requests, quantiles, …) for the status table."""
+
+    name: str
+    kind: str
+    measured: str
+    verdict: str
+    value: float | None
+    threshold: float | None
+    samples: float
+    detail: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def _num(result: Any) -> float | None:
+    """A scalar query result (None, a number, or NaN) as a float or None."""
+    if result is None:
+        return None
+    value = float(result)
+    return None if math.isnan(value) else value
+
+
+def measure(t: MetricTemplate, results: Mapping[str, Any]) -> CheckResult:
+    """The raw verdict of one template from its query results.
+
+    `results` maps the names `queries()` gave to: a float (None when the query returned
+    nothing), or for `*buckets` a list of (upper bound, cumulative count) pairs.
+    """
+    fn = _MEASURES[t.kind]
+    measured, value, samples, detail, numbers = fn(t, results)
+    return CheckResult(t.name, t.kind, measured, measured, value, t.threshold, samples, detail,
+                       numbers)
+
+
+def _too_few(t: MetricTemplate, samples: float, what: str) -> tuple:
+    return (INCONCLUSIVE, None, samples,
+            f"{t.name}: only {samples:.0f} {what} (need {t.min_samples})", {})
+
+
+def _success_rate(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
+    total, errors = _num(r.get("requests")) or 0.0, _num(r.get("errors")) or 0.0
+    if total < max(t.min_samples, 1):
+        return _too_few(t, total, "canary requests")
+    rate = max(0.0, 1.0 - errors / total)
+    ok = rate >= t.threshold
+    return (PASS if ok else FAIL, rate, total,
+            f"{t.name}: {rate:.2%} non-5xx of {total:.0f} requests "
+            f"({'>=' if ok else '<'} {t.threshold:.2%})", {"requests": total, "errors": errors})
+
+
+def _latency(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
+    total, p95 = _num(r.get("requests")) or 0.0, _num(r.get("p95"))
+    if total < max(t.min_samples, 1) or p95 is None:
+        return _too_few(t, total, "canary requests")
+    ms = p95 * 1000
+    stable_n, stable = _num(r.get("stable_requests")) or 0.0, _num(r.get("stable_p95"))
+    numbers = {"p95_ms": ms, "requests": total}
+    limit = t.threshold
+    if t.vs_stable is not None and stable is not None and stable_n >= t.min_samples:
+        numbers["stable_p95_ms"] = stable * 1000
+        limit = max(limit, t.vs_stable * stable * 1000)
+    ok = ms <= limit
+    compare = f"stable {numbers['stable_p95_ms']:.0f} ms, " if "stable_p95_ms" in numbers else ""
+    return (PASS if ok else FAIL, ms, total,
+            f"{t.name}: p95 {ms:.0f} ms ({compare}limit {limit:.0f} ms)", numbers)
+
+
+def _shift(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
+    canary, stable = _histogram(r.get("buckets")), _histogram(r.get("stable_buckets"))
+    n_canary, n_stable = _total(canary), _total(stable)
+    samples = min(n_canary, n_stable)
+    if samples < max(t.min_samples, 1):
+        return _too_few(t, samples, f"predictions per slot (canary {n_canary:.0f}, "
+                        f"stable {n_stable:.0f})")
+    if t.kind == "prediction_psi":
+        value = psi(stable, canary)
+        ok = value <= t.threshold
+        return (PASS if ok else FAIL, value, samples,
+                f"{t.name}: PSI {value:.3f} ({'<=' if ok else '>'} {t.threshold:g}) over "
+                f"{n_canary:.0f}/{n_stable:.0f} predictions", {"psi": value})
+    qc = [quantile(canary, q) for q in QUANTILES]
+    qs = [quantile(stable, q) for q in QUANTILES]
+    gaps = [c - s for c, s in zip(qc, qs, strict=True)]
+    value = max(abs(g) for g in gaps)
+    ok = value <= t.threshold
+    median = QUANTILES.index(0.5)
+    return (PASS if ok else FAIL, value, samples,
+            f"{t.name}: quantiles moved by up to {value:.3g} (median {qs[median]:.3g} → "
+            f"{qc[median]:.3g}; limit {t.threshold:.3g}, target units)",
+            {"canary_quantiles": qc, "stable_quantiles": qs, "quantiles": list(QUANTILES)})
+
+
+def _out_of_range(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
+    rows = _num(r.get("rows")) or 0.0
+    if rows < max(t.min_samples, 1):
+        return _too_few(t, rows, "canary rows")
+    rate = (_num(r.get("out_of_range")) or 0.0) / rows
+    stable_rows = _num(r.get("stable_rows")) or 0.0
+    stable = ((_num(r.get("stable_out_of_range")) or 0.0) / stable_rows
+              if stable_rows >= t.min_samples else 0.0)
+    value = rate - stable
+    ok = value <= t.threshold
+    return (PASS if ok else FAIL, value, rows,
+            f"{t.name}: {rate:.3f} out-of-range values per row (stable {stable:.3f}; "
+            f"excess limit {t.threshold:g})", {"canary_rate": rate, "stable_rate": stable})
+
+
+def _promql(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
+    value = _num(r.get("value"))
+    if value is None:
+        return (INCONCLUSIVE, None, 0.0, f"{t.name}: the query returned no data", {})
+    op, bound = parse_condition(t.success_condition, t.name)
+    ok = _OPS[op](value, bound)
+    return (PASS if ok else FAIL, value, 1.0,
+            f"{t.name}: {value:.4g} {'meets' if ok else 'breaks'} '{op} {bound:g}'", {})
+
+
+_MEASURES = {"success_rate": _success_rate, "latency_p95": _latency,
+             "prediction_shift": _shift, "prediction_psi": _shift,
+             "out_of_range": _out_of_range, "promql": _promql}
+
+
+# --- histograms (cumulative Prometheus buckets) ---------------------------------------------
+
+Histogram = list[tuple[float, float]]
+
+
+def _histogram(raw: Any) -> Histogram:
+    """Sorted (upper bound, cumulative count) pairs; +Inf last; [] when nothing came back."""
+    if not raw:
+        return []
+    pairs = sorted((float(le), float(count)) for le, count in raw)
+    # increase() extrapolates each bucket on its own: keep the counts cumulative.
+    out, running = [], 0.0
+    for le, count in pairs:
+        running = max(running, count)
+        out.append((le, running))
+    return out
+
+
+def _total(h: Histogram) -> float:
+    return h[-1][1] if h else 0.0
+
+
+def _cdf(h: Histogram, x: float) -> float:
+    """Share of observations <= x, linear inside each bucket; the first bucket's mass sits at
+    its upper bound and the +Inf bucket's just above the last finite bound."""
+    total = _total(h)
+    if total <= 0:
+        return 0.0
+    prev_le, prev_count = None, 0.0
+    for le, count in h:
+        if x < le:
+            if prev_le is None or math.isinf(le):
+                return prev_count / total
+            return (prev_count + (count - prev_count) * (x - prev_le) / (le - prev_le)) / total
+        prev_le, prev_count = le, count
+    return 1.0
+
+
+def quantile(h: Histogram, q: float) -> float:
+    """The q-quantile, interpolated like PromQL's histogram_quantile."""
+    total = _total(h)
+    if total <= 0:
+        return math.nan
+    rank = q * total
+    prev_le, prev_count = None, 0.0
+    for le, count in h:
+        if count >= rank:
+            if math.isinf(le):
+                return prev_le if prev_le is not None else math.nan
+            if prev_le is None or count == prev_count:
+                return le
+            return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count)
+        prev_le, prev_count = le, count
+    return prev_le if prev_le is not None else math.nan
+
+
+def psi(expected: Histogram, actual: Histogram, floor: float = 1e-4) -> float:
+    """Population stability index of `actual` against `expected` on the union of both
+    histograms' bucket bounds (the two slots' models may bucket differently).
+
+    Σ (a − e) · ln(a / e) over bins, shares floored at `floor` so an empty bin is finite.
+    """
+    bounds = sorted({le for le, _ in expected + actual if not math.isinf(le)})
+    edges = [*bounds, math.inf]
+    value, prev_e, prev_a = 0.0, 0.0, 0.0
+    for edge in edges:
+        ce = _cdf(expected, edge) if not math.isinf(edge) else 1.0
+        ca = _cdf(actual, edge) if not math.isinf(edge) else 1.0
+        e, a = max(ce - prev_e, floor), max(ca - prev_a, floor)
+        value += (a - e) * math.log(a / e)
+        prev_e, prev_a = ce, ca
+    return value
+
+
+# --- one analysis run -------------------------------------------------------------------------
+
+def due(templates: Sequence[MetricTemplate], history: Sequence[Mapping[str, Any]],
+        now: float) -> tuple[list[MetricTemplate], list[dict[str, Any]]]:
+    """Templates to measure now, and the latest results of the others (measured within
+    their interval earlier in this step). `history`: this step's runs, oldest first."""
+    latest: dict[str, tuple[float, dict[str, Any]]] = {}
+    for run in history:
+        for check in run.get("checks", []):
+            if not check.get("reused"):
+                latest[check["name"]] = (run["at"], check)
+    measure_now, reuse = [], []
+    for t in templates:
+        seen = latest.get(t.name)
+        if seen is not None and now - seen[0] < t.interval_s * 0.95:
+            reuse.append({**seen[1], "reused": True})
+        else:
+            measure_now.append(t)
+    return measure_now, reuse
+
+
+def smoke_check(sent: int, failed: int, example: str = "") -> CheckResult:
+    """Smoke requests sent straight to the new slot: any failure fails; none sent is
+    inconclusive."""
+    if sent <= 0:
+        return CheckResult("smoke", "smoke", INCONCLUSIVE, INCONCLUSIVE, None, 0.0, 0.0,
+                           "smoke: no request was sent")
+    verdict = FAIL if failed else PASS
+    detail = f"smoke: {failed} of {sent} requests failed" + (f" ({example})" if example else "")
+    return CheckResult("smoke", "smoke", verdict, verdict, float(failed), 0.0, float(sent),
+                       detail, {"sent": sent, "failed": failed})
+
+
+def judge(measured: Sequence[CheckResult], reused: Sequence[Mapping[str, Any]],
+          failure_limits: Mapping[str, int],
+          failures_so_far: Mapping[str, int]) -> dict[str, Any]:
+    """The run's verdict: fail if any check failed more often than its failure limit in this
+    step, else inconclusive if any is inconclusive (or failed within its limit), else pass.
+
+    `measured`: checks measured now; `reused`: the latest results of checks not due yet.
+    Returns {"verdict", "summary", "checks": [CheckResult as dicts]} (what state.py records).
+    """
+    checks: list[dict[str, Any]] = []
+    for c in measured:
+        limit, so_far = failure_limits.get(c.name, 0), failures_so_far.get(c.name, 0)
+        if c.measured == FAIL and so_far + 1 <= limit:
+            c.verdict = INCONCLUSIVE
+            c.detail += f" (failure {so_far + 1} of {limit} tolerated)"
+        checks.append(asdict(c))
+    checks += [dict(r) for r in reused]
+    verdicts = {c["verdict"] for c in checks}
+    verdict = FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else PASS
+    if not checks:
+        verdict = INCONCLUSIVE
+    shown = [c["detail"] for c in checks if c["verdict"] == verdict] or \
+        [c["detail"] for c in checks]
+    return {"verdict": verdict, "summary": "; ".join(shown), "checks": checks}

@@ -1,0 +1,218 @@
+"""The rollout loop: read the state, ask the machine, act through the edges, write the state.
+
+Each turn takes (or renews) the release's lease, reads the stored document, asks
+`state.next_action` what to do, does it (router, slots, analysis), then writes the new state
+with a compare-and-swap and records an event. A controller killed at any moment (kill -9)
+resumes from the last written state when started again: every action is idempotent, and a
+write that lost a race (an operator's `promote` landed in between) is simply re-decided.
+
+The edges are protocols, so the same loop drives the local stack and a cluster:
+
+- `store`: a `StateStore` (store.py);
+- `router`: a `Router` (routers/);
+- `slots`: deploy a version in a slot, scale a slot down, list the slots that serve, and
+  say how to reach one slot alone (for smoke requests);
+- `prometheus`: something with `results(queries) → numbers` (prometheus.py).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import Unavailable
+from . import analysis
+from .routers import Router, SlotTarget
+from .state import (
+    Analyse,
+    Deploy,
+    Done,
+    Finalize,
+    RolloutSpec,
+    RolloutState,
+    ScaleDown,
+    SetWeights,
+    Transition,
+    Wait,
+    check_failures,
+    next_action,
+)
+from .store import Conflict, StateStore
+
+
+class Slots(Protocol):
+    def deploy(self, slot: str, version: str) -> SlotTarget: ...
+    def scale_down(self, slot: str) -> None: ...
+    def targets(self) -> list[SlotTarget]: ...
+    def smoke_target(self, slot: str) -> tuple[str, dict[str, str]]: ...
+
+
+class Metrics(Protocol):
+    def results(self, queries: dict[str, str]) -> dict[str, Any]: ...
+
+
+def smoke(url: str, headers: dict[str, str], rows: Sequence[bytes], n: int,
+          timeout_s: float = 10.0) -> tuple[int, int, str]:
+    """POST `n` rows (JSON bodies, cycled) to `url`/predict; returns (sent, failed, first
+    error). A 4xx counts as failed too: smoke rows are valid by construction."""
+    import httpx
+
+    failed, first = 0, ""
+    with httpx.Client(timeout=timeout_s) as client:
+        for i in range(n):
+            try:
+                r = client.post(f"{url}/predict", content=rows[i % len(rows)],
+                                headers={"content-type": "application/json", **headers})
+                ok = r.status_code == 200
+                why = f"HTTP {r.status_code}"
+            except httpx.HTTPError as exc:
+                ok, why = False, str(exc)
+            if not ok:
+                failed += 1
+                first = first or why
+    return n, failed, first
+
+
+@dataclass
+class Controller:
+    """Drives one release's rollout to its end. `clock`/`sleep` are injectable for tests."""
+
+    release: str
+    store: StateStore
+    router: Router
+    slots: Slots
+    metrics: Metrics
+    smoke_rows: Sequence[bytes] = ()
+    selector: str = analysis.DEFAULT_SELECTOR
+    lease_ttl_s: float = 15.0
+    tick_s: float = 1.0
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    on_event: Callable[[dict[str, Any]], None] | None = None
+    holder: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    retries: int = 10
+
+    def run(self, max_turns: int = 100_000) -> RolloutState:
+        """Turn until the rollout is over; returns the final state. Raises Unavailable when
+        another controller holds the lease or an edge keeps failing (the state is kept:
+        start again to resume)."""
+        verdict: dict[str, Any] | None = None
+        failures = 0
+        last_message = None
+        try:
+            for _ in range(max_turns):
+                if not self.store.acquire(self.release, self.holder, self.lease_ttl_s):
+                    holder = self.store.lease_holder(self.release)
+                    raise Unavailable(f"another controller ({holder}) holds the lease on "
+                                      f"release {self.release!r}")
+                record = self.store.read(self.release)
+                if record is None:
+                    raise Unavailable(f"release {self.release!r} has no rollout")
+                doc = record.doc
+                spec = RolloutSpec.from_dict(doc["spec"])
+                state = RolloutState.from_dict(doc["state"])
+                command = (doc.get("command") or {}).get("name")
+                now = self.clock()
+                t = next_action(spec, state, now, verdict, command)
+                verdict = None
+                try:
+                    result = self._do(spec, state, t)
+                except Unavailable as exc:
+                    failures += 1
+                    self._event(t.state, "Warning", "EdgeFailed", f"{t.action.kind}: {exc}")
+                    if failures > self.retries:
+                        raise
+                    self.sleep(min(2.0 * failures, 10.0))
+                    continue
+                failures = 0
+                new = {**doc, "state": t.state.to_dict(), "command": None}
+                try:
+                    self.store.write(self.release, new, record.version)
+                except Conflict:
+                    continue  # someone wrote in between (an operator command): decide again
+                if isinstance(t.action, Analyse):
+                    verdict = result
+                    self._verdict_event(t.state, result)
+                    continue
+                if not isinstance(t.action, Wait) or t.message != last_message or command:
+                    self._event(t.state, "Warning" if t.warning else "Normal", t.reason,
+                                t.message, t.action)
+                    last_message = t.message
+                if isinstance(t.action, Done):
+                    return t.state
+                if isinstance(t.action, Wait):
+                    self.sleep(max(0.0, min(t.action.until - self.clock(), self.tick_s)))
+            raise Unavailable(f"rollout of {self.release!r} still running after {max_turns} "
+                              "turns")
+        finally:
+            self.store.release_lease(self.release, self.holder)
+
+    def _do(self, spec: RolloutSpec, state: RolloutState, t: Transition) -> Any:
+        action = t.action
+        if isinstance(action, Deploy):
+            self.slots.deploy(action.slot, action.version)
+            self.router.reconcile(self.slots.targets())
+        elif isinstance(action, SetWeights):
+            self.router.set_weights(action.weights)
+        elif isinstance(action, ScaleDown):
+            # out of the router first (no header route, no health-checked server), then stop
+            self.router.reconcile([s for s in self.slots.targets() if s.slot != action.slot])
+            self.slots.scale_down(action.slot)
+        elif isinstance(action, Finalize):
+            self.router.finalize(action.active)
+        elif isinstance(action, Analyse):
+            return self.analyse(spec, state, action)
+        return None
+
+    def analyse(self, spec: RolloutSpec, state: RolloutState, action: Analyse) -> dict[str, Any]:
+        """One analysis run: smoke (if asked), then every due template over [since, now]."""
+        templates = [analysis.MetricTemplate.from_dict(d) for d in spec.analysis]
+        measured: list[analysis.CheckResult] = []
+        if action.smoke:
+            url, headers = self.slots.smoke_target(spec.canary_slot)
+            if self.smoke_rows:
+                measured.append(analysis.smoke_check(*smoke(url, headers, self.smoke_rows,
+                                                            action.smoke)))
+        now = self.clock()
+        history = [a for a in state.analyses if a.get("step") == action.step]
+        to_measure, reused = analysis.due(templates, history, now)
+        win = analysis.window(now - action.since)
+        canary = analysis.selector(self.selector, spec.canary_slot, spec.canary_version)
+        stable = analysis.selector(self.selector, spec.stable_slot, spec.stable_version)
+        for tpl in to_measure:
+            try:
+                results = self.metrics.results(analysis.queries(tpl, canary, stable, win))
+            except Unavailable as exc:  # never a pass: inconclusive, and said why
+                measured.append(analysis.CheckResult(tpl.name, tpl.kind, "inconclusive",
+                                                     "inconclusive", None, tpl.threshold, 0.0,
+                                                     f"{tpl.name}: {exc}"))
+                continue
+            measured.append(analysis.measure(tpl, results))
+        limits = {tpl.name: tpl.failure_limit for tpl in templates}
+        result = analysis.judge(measured, reused, limits, check_failures(state, action.step))
+        result["window"] = win
+        return result
+
+    def _verdict_event(self, state: RolloutState, verdict: dict[str, Any]) -> None:
+        kind = verdict["verdict"]
+        reason = {"pass": "AnalysisPassed", "fail": "AnalysisFailed"}.get(
+            kind, "AnalysisInconclusive")
+        self._event(state, "Warning" if kind == "fail" else "Normal", reason,
+                    f"step {state.step + 1}: {verdict['summary']}",
+                    checks=[{k: c.get(k) for k in ("name", "verdict", "value", "threshold",
+                                                   "samples")} for c in verdict["checks"]])
+
+    def _event(self, state: RolloutState, kind: str, reason: str, message: str,
+               action: Any = None, **extra: Any) -> None:
+        event = {"at": self.clock(), "type": kind, "reason": reason, "message": message,
+                 "phase": state.phase, "step": state.step, "weights": state.weights,
+                 "controller": self.holder, **extra}
+        if action is not None:
+            event["action"] = action.kind
+        self.store.event(self.release, event)
+        if self.on_event:
+            self.on_event(event)
