@@ -76,3 +76,49 @@ def test_a_short_output_is_an_error_not_a_hang():
 
     with pytest.raises(RuntimeError, match="0 outputs for 1"):
         asyncio.run(scenario())
+
+
+def test_a_failing_row_fails_only_its_own_request():
+    """A merged call that raises is re-run row by row: rows merged with a bad one still get
+    their answers, and the happy path stays one call per batch."""
+    calls: list[list[int]] = []
+    gate = threading.Event()
+
+    def predict(rows: list[int]) -> list[int]:
+        gate.wait(timeout=5)
+        calls.append(list(rows))
+        if any(r % 7 == 3 for r in rows):
+            raise ValueError(f"cannot score {[r for r in rows if r % 7 == 3]}")
+        return [r * 10 for r in rows]
+
+    async def scenario():
+        batcher = MicroBatcher(predict, max_batch_size=64)
+        tasks = [asyncio.create_task(batcher.submit(i)) for i in range(20)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    for i, result in enumerate(results):
+        if i % 7 == 3:
+            assert isinstance(result, ValueError) and str([i]) in str(result)
+        else:
+            assert result == i * 10
+    merged = [c for c in calls if len(c) > 1]
+    assert len(merged) == 1 and sorted(merged[0]) == list(range(20))
+    assert sorted(c[0] for c in calls if len(c) == 1) == list(range(20))  # each row once more
+
+
+def test_healthy_batches_are_not_re_run():
+    calls: list[int] = []
+
+    def predict(rows):
+        calls.append(len(rows))
+        return rows
+
+    async def scenario():
+        batcher = MicroBatcher(predict)
+        return await asyncio.gather(*(batcher.submit(i) for i in range(30)))
+
+    assert asyncio.run(scenario()) == list(range(30))
+    assert sum(calls) == 30

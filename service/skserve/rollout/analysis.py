@@ -89,9 +89,9 @@ def default_templates(shift_threshold: float, interval_s: float = 10.0,
                       min_samples: int = 50) -> list[MetricTemplate]:
     """The checks every rollout runs unless told otherwise.
 
-    `shift_threshold` is in the target's units (skserve uses the stable model's hold-out
-    RMSE: a canary whose typical prediction moves by more than the stable model's own error
-    is a different model, not a retrained one).
+    `shift_threshold` is in the target's units (the CLI's default is twice the stable
+    model's hold-out RMSE: two sound models of the same data differ by less than their
+    errors; a canary whose quantiles move further predicts something else).
     """
     common = {"interval_s": interval_s, "min_samples": min_samples}
     return [

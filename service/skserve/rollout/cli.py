@@ -134,7 +134,7 @@ def register(subparsers: Any) -> None:
                         "version's p95 (default 2)")
     checks.add_argument("--max-prediction-shift", type=float, default=None,
                         help="largest quantile move of the predictions, in the target's "
-                        "units (default: the live model's hold-out RMSE)")
+                        "units (default: twice the live model's hold-out RMSE)")
     checks.add_argument("--max-psi", type=float, default=0.25,
                         help="population stability index limit (default 0.25)")
     checks.add_argument("--max-out-of-range", type=float, default=0.05,
@@ -262,7 +262,7 @@ def _templates(args: argparse.Namespace, stable_tag: str) -> list[dict[str, Any]
         if not rmse:
             raise InvalidInput(f"{stable_tag} has no hold-out RMSE in its metadata: pass "
                                "--max-prediction-shift in the target's units")
-        shift = float(rmse)
+        shift = 2 * float(rmse)
     interval = args.interval
     templates = analysis.default_templates(shift, interval, args.min_samples)
     overrides = {"success-rate": args.min_success_rate, "latency-p95": args.max_p95_ms,

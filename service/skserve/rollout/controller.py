@@ -95,6 +95,7 @@ class Controller:
     on_event: Callable[[dict[str, Any]], None] | None = None
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     retries: int = 10
+    scrape_timeout_s: float = 60.0
 
     def run(self, max_turns: int = 100_000) -> RolloutState:
         """Turn until the rollout is over; returns the final state. Raises Unavailable when
@@ -156,6 +157,7 @@ class Controller:
         if isinstance(action, Deploy):
             self.slots.deploy(action.slot, action.version)
             self.router.reconcile(self.slots.targets())
+            self._wait_scraped(action.slot, action.version)
         elif isinstance(action, SetWeights):
             self.router.set_weights(action.weights)
         elif isinstance(action, ScaleDown):
@@ -167,6 +169,18 @@ class Controller:
         elif isinstance(action, Analyse):
             return self.analyse(spec, state, action)
         return None
+
+    def _wait_scraped(self, slot: str, version: str) -> None:
+        """Wait until Prometheus scrapes the new slot, so its counters are seen from their
+        first value (increase() cannot count what happened before the first scrape)."""
+        sel = analysis.selector(self.selector, slot, version)
+        deadline = self.clock() + self.scrape_timeout_s
+        while self.clock() < deadline:
+            if (self.metrics.results({"up": f"max(up{{{sel}}})"}).get("up") or 0) >= 1:
+                return
+            self.sleep(0.5)
+        raise Unavailable(f"Prometheus has not scraped slot {slot} ({sel}) within "
+                          f"{self.scrape_timeout_s:g}s")
 
     def analyse(self, spec: RolloutSpec, state: RolloutState, action: Analyse) -> dict[str, Any]:
         """One analysis run: smoke (if asked), then every due template over [since, now]."""

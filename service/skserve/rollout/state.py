@@ -284,8 +284,8 @@ def next_action(spec: RolloutSpec, state: RolloutState, now: float,
         until = (s.promoted_at or now) + spec.keep_old_s
         if now < until:
             return Transition(Wait(until), s, "KeepingOldSlot",
-                              f"slot {spec.stable_slot} kept for an instant undo until "
-                              f"{until:.0f}")
+                              f"slot {spec.stable_slot} kept {spec.keep_old_s:g}s for an "
+                              "instant undo")
         return _end(spec, s, now, SUCCEEDED, [ScaleDown(spec.stable_slot),
                                               Finalize(spec.canary_slot)],
                     f"promoted {spec.canary_version}; scaling down slot {spec.stable_slot}")
@@ -343,8 +343,8 @@ def _progress(spec: RolloutSpec, s: RolloutState, now: float) -> Transition:
         return Transition(Analyse(s.step, s.step_started_at, step.smoke), s, "Analysing",
                           f"step {s.step + 1}: analysing since the step started")
     until = min(due, pause_end) if s.step_passed and pause_end > now else due
-    return Transition(Wait(until), s, "Paused", f"step {s.step + 1}: next analysis at "
-                      f"{due:.0f}")
+    return Transition(Wait(until), s, "Paused", f"step {s.step + 1}: analysing every "
+                      f"{spec.interval_s:g}s for {step.pause_s:g}s")
 
 
 def _advance(spec: RolloutSpec, s: RolloutState, now: float) -> Transition:
@@ -383,8 +383,25 @@ def _pop_todo(s: RolloutState, now: float) -> Transition:
         s.weights = dict(action.weights)
     if not s.todo:
         s.phase, s.finished_at = s.ending or s.phase, now
-    return Transition(action, s, "Ending", f"{action.kind} ({s.message})",
+    return Transition(action, s, _ENDING_REASONS.get(action.kind, "Ending"), describe(action),
                       s.ending in FAILURES)
+
+
+_ENDING_REASONS = {"set_weights": "WeightsSet", "scale_down": "ScaledDown",
+                   "finalize": "Finalized", "deploy": "Deploying"}
+
+
+def describe(action: Action) -> str:
+    """One line for an event: what the action does."""
+    if isinstance(action, SetWeights):
+        return "weights " + ", ".join(f"{s} {w}%" for s, w in action.weights.items())
+    if isinstance(action, Deploy):
+        return f"deploy {action.version} in slot {action.slot}"
+    if isinstance(action, ScaleDown):
+        return f"scale slot {action.slot} down"
+    if isinstance(action, Finalize):
+        return f"router at rest: all traffic to slot {action.active}"
+    return action.kind
 
 
 def _command(spec: RolloutSpec, s: RolloutState, now: float, command: str) -> Transition:
