@@ -360,7 +360,7 @@ def _run(local: Local, spec: state.RolloutSpec, json_out: bool = False) -> int:
     record = local.store.read(local.release)
     selector = (record.doc.get("smoke_selector") if record else None) or \
         analysis.DEFAULT_SELECTOR
-    rows = _smoke_rows(spec.stable_version) if any(s.smoke for s in spec.steps) else ()
+    rows = _smoke_rows(spec.stable_version)
 
     def show(event: dict[str, Any]) -> None:
         say(f"{time.strftime('%H:%M:%S', time.localtime(event['at']))} {event['reason']}: "

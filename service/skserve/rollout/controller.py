@@ -11,7 +11,7 @@ The edges are protocols, so the same loop drives the local stack and a cluster:
 - `store`: a `StateStore` (store.py);
 - `router`: a `Router` (routers/);
 - `slots`: deploy a version in a slot, scale a slot down, list the slots that serve, and
-  say how to reach one slot alone (for smoke requests);
+  say how to reach one slot alone (for warm-up and smoke requests);
 - `prometheus`: something with `results(queries) → numbers` (prometheus.py).
 """
 
@@ -96,6 +96,7 @@ class Controller:
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     retries: int = 10
     scrape_timeout_s: float = 60.0
+    warmup: int = 20
 
     def run(self, max_turns: int = 100_000) -> RolloutState:
         """Turn until the rollout is over; returns the final state. Raises Unavailable when
@@ -158,6 +159,8 @@ class Controller:
             self.slots.deploy(action.slot, action.version)
             self.router.reconcile(self.slots.targets())
             self._wait_scraped(action.slot, action.version)
+            if self.smoke_rows and self.warmup:  # first calls are slow: not the model's fault
+                smoke(*self.slots.smoke_target(action.slot), self.smoke_rows, self.warmup)
         elif isinstance(action, SetWeights):
             self.router.set_weights(action.weights)
         elif isinstance(action, ScaleDown):
@@ -208,7 +211,7 @@ class Controller:
             measured.append(analysis.measure(tpl, results))
         limits = {tpl.name: tpl.failure_limit for tpl in templates}
         result = analysis.judge(measured, reused, limits, check_failures(state, action.step))
-        result["window"] = win
+        result["window"], result["at"] = win, now
         return result
 
     def _verdict_event(self, state: RolloutState, verdict: dict[str, Any]) -> None:

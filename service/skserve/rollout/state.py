@@ -301,7 +301,8 @@ def _record(spec: RolloutSpec, s: RolloutState, now: float,
     result = verdict.get("verdict")
     if result not in (PASS, FAIL, INCONCLUSIVE):
         raise InvalidInput(f"verdict must be pass, fail or inconclusive, not {result!r}")
-    s.analyses.append({"step": s.step, "at": now, **copy.deepcopy(verdict)})
+    s.analyses.append({"step": s.step, "at": now, **copy.deepcopy(verdict)})  # verdict's
+    # own "at" (when it was measured) wins
     summary = verdict.get("summary", "")
     if result == FAIL:
         return _rollback(spec, s, now, FAILED, f"analysis failed at step {s.step + 1}: "

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .state import RolloutSpec, RolloutState
+from .state import FAILURES, UNDONE, RolloutSpec, RolloutState
 from .store import StateStore
 
 
@@ -34,6 +34,8 @@ def _steps(spec: RolloutSpec, st: RolloutState) -> list[tuple[str, str, str, str
             where = "done"
         elif i == st.step and st.phase == "Progressing":
             where = "current"
+        elif i == st.step and st.phase in ("Ending", *FAILURES, UNDONE):
+            where = "rolled back here"
         else:
             where = "" if st.phase in ("Pending", "Progressing") else "skipped"
         label = "preview (smoke)" if step.smoke else f"{step.weight}%"
