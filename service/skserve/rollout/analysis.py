@@ -114,10 +114,9 @@ def parse_condition(text: str, name: str = "") -> tuple[str, float]:
     return m.group(1), float(m.group(2))
 
 
-def window(seconds: float, minimum_s: float = 10.0) -> str:
-    """A PromQL range for the last `seconds`, at least `minimum_s`: rate() and increase()
-    need two scrapes, and extrapolate each series to the window's edges, which distorts
-    short windows."""
+def window(seconds: float, minimum_s: float) -> str:
+    """A PromQL range for the last `seconds`, at least `minimum_s` (rate() and increase()
+    need two scrapes in the range: use about three scrape intervals)."""
     return f"{max(math.ceil(seconds), int(minimum_s))}s"
 
 
@@ -340,11 +339,17 @@ def quantile(h: Histogram, q: float) -> float:
 
 def psi(expected: Histogram, actual: Histogram, floor: float = 1e-4) -> float:
     """Population stability index of `actual` against `expected` on the union of both
-    histograms' bucket bounds (the two slots' models may bucket differently).
+    histograms' bucket bounds (the two slots' models may bucket differently), within the
+    range both resolve: below (above) it, each tail is one bin.
 
     Σ (a − e) · ln(a / e) over bins, shares floored at `floor` so an empty bin is finite.
     """
-    bounds = sorted({le for le, _ in expected + actual if not math.isinf(le)})
+    finite = [[le for le, _ in h if not math.isinf(le)] for h in (expected, actual)]
+    bounds = sorted({le for f in finite for le in f})
+    if all(finite):
+        lo, hi = max(f[0] for f in finite), min(f[-1] for f in finite)
+        if lo < hi:
+            bounds = [b for b in bounds if lo <= b <= hi]
     edges = [*bounds, math.inf]
     value, prev_e, prev_a = 0.0, 0.0, 0.0
     for edge in edges:

@@ -238,7 +238,8 @@ class Local:
 
         return Controller(self.release, self.store, stack.router_for(self.stack),
                           stack.LocalSlots(self.root), Prometheus(self.stack["prometheus_url"]),
-                          smoke_rows=smoke_rows, selector=selector, on_event=on_event)
+                          smoke_rows=smoke_rows, selector=selector, on_event=on_event,
+                          min_window_s=3 * self.stack.get("scrape_interval_s", 10.0))
 
 
 def _templates(args: argparse.Namespace, stable_tag: str) -> list[dict[str, Any]]:

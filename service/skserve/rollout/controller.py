@@ -97,6 +97,7 @@ class Controller:
     retries: int = 10
     scrape_timeout_s: float = 60.0
     warmup: int = 20
+    min_window_s: float = 30.0  # three scrapes at Prometheus' usual 10 s
 
     def run(self, max_turns: int = 100_000) -> RolloutState:
         """Turn until the rollout is over; returns the final state. Raises Unavailable when
@@ -197,7 +198,7 @@ class Controller:
         now = self.clock()
         history = [a for a in state.analyses if a.get("step") == action.step]
         to_measure, reused = analysis.due(templates, history, now)
-        win = analysis.window(now - action.since)
+        win = analysis.window(now - action.since, self.min_window_s)
         canary = analysis.selector(self.selector, spec.canary_slot, spec.canary_version)
         stable = analysis.selector(self.selector, spec.stable_slot, spec.stable_version)
         for tpl in to_measure:

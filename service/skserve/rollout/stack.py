@@ -287,7 +287,7 @@ def _start_proxies(stack: Stack, root: Path, port: int | None, scrape_interval_s
                         "--storage.tsdb.retention.time=1d"], root / "logs" / "prometheus.log")
     url, prom_url = f"http://127.0.0.1:{bind_port}", f"http://127.0.0.1:{prom_port}"
     with stack.edit() as d:
-        d.update({"url": url, "prometheus_url": prom_url,
+        d.update({"url": url, "prometheus_url": prom_url, "scrape_interval_s": scrape_interval_s,
                   "haproxy": {**haproxy, "socket": str(sock), "map": str(version_map),
                               "config": str(root / "haproxy.cfg")},
                   "prometheus": prometheus})

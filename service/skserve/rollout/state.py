@@ -8,7 +8,7 @@ it restarts from the last persisted state. Times are seconds since the epoch (fl
 
 Canary: deploy the new version in the idle slot, then for each step set its weight, wait its
 pause while analysis runs every `interval_s` (a failed run rolls back at once; the step
-advances only when the pause is over and the latest run passed), then promote (new slot 100 %),
+advances only when a run at or after the end of its pause passed), then promote (new slot 100 %),
 keep the old slot running `keep_old_s` for an instant undo, scale it down. Blue-green is the
 same machine with one preview step at weight 0 whose analysis first sends smoke requests to
 the preview, and a switch as promotion.
@@ -336,14 +336,15 @@ def _progress(spec: RolloutSpec, s: RolloutState, now: float) -> Transition:
         if now >= pause_end:
             return _advance(spec, s, now)
         return Transition(Wait(pause_end), s, "Paused", f"step {s.step + 1} paused")
-    if now >= pause_end and s.step_passed:
+    judged_whole = (s.last_analysis_at or 0.0) >= pause_end  # the latest run saw it all
+    if now >= pause_end and s.step_passed and judged_whole:
         return _advance(spec, s, now)
     due = (s.last_analysis_at or s.step_started_at) + spec.interval_s
-    if now >= due:
+    if now >= due or (now >= pause_end and not judged_whole):
         s.last_analysis_at = now
         return Transition(Analyse(s.step, s.step_started_at, step.smoke), s, "Analysing",
                           f"step {s.step + 1}: analysing since the step started")
-    until = min(due, pause_end) if s.step_passed and pause_end > now else due
+    until = min(due, pause_end) if pause_end > now else due
     return Transition(Wait(until), s, "Paused", f"step {s.step + 1}: analysing every "
                       f"{spec.interval_s:g}s for {step.pause_s:g}s")
 
