@@ -8,6 +8,7 @@ way real models are bad.
   plausible numbers, all wrong.
 - `save_slow`: a very large random forest: correct-ish predictions, each call costs tens of
   milliseconds of CPU.
+- `save_retrained`: the control: a good retrain of a stored model, to be promoted.
 - `save_failing`: the time and temperature features are fine, but WorkDay was one-hot
   encoded from workdays only (`handle_unknown="error"`), so `predict` raises on every
   non-workday row (about a third of valid inputs) while the schema accepts them.
@@ -93,3 +94,18 @@ def save_failing(dataset: Dataset, name: str = "demand", version: str = "failing
     X, y = _xy(replace(dataset, frame=workdays))
     pipeline.fit(X, y)
     return _save(dataset, name, version, pipeline, "hist_gradient_boosting_workdays_only")
+
+
+def save_retrained(dataset: Dataset, base: str, name: str = "demand",
+                   version: str = "retrained", seed: int = 11) -> str:
+    """A good new version: `base`'s pipeline refitted on the same data with another seed
+    (what a scheduled retrain produces); it must be promoted."""
+    from sklearn.base import clone
+
+    pipeline, info = store.load(base)
+    fresh = clone(pipeline)
+    if "model__random_state" in fresh.get_params():
+        fresh.set_params(model__random_state=seed)
+    X, y = _xy(dataset)
+    fresh.fit(X, y)
+    return _save(dataset, name, version, fresh, str(info.metadata.get("family", "retrained")))

@@ -91,17 +91,21 @@ def default_templates(shift_threshold: float, interval_s: float = 10.0,
 
     `shift_threshold` is in the target's units (the CLI's default is twice the stable
     model's hold-out RMSE: two sound models of the same data differ by less than their
-    errors; a canary whose quantiles move further predicts something else).
+    errors; a canary whose median moves further predicts something else).
+    Distribution checks need four times `min_samples` predictions per slot: PSI over ~12
+    bins of n and m predictions has a sampling floor of about 12 × (1/n + 1/m), 0.12 at 200.
     """
     common = {"interval_s": interval_s, "min_samples": min_samples}
+    distribution = {"interval_s": interval_s, "min_samples": 4 * min_samples}
     return [
         MetricTemplate("success-rate", "success_rate", 0.99, **common),
         # one slow measurement is tolerated per step: a busy machine is not a slow model
         MetricTemplate("latency-p95", "latency_p95", 100.0, vs_stable=2.0, failure_limit=1,
                        **common),
-        MetricTemplate("prediction-shift", "prediction_shift", shift_threshold, **common),
-        MetricTemplate("prediction-psi", "prediction_psi", 0.25, **common),
-        MetricTemplate("out-of-range", "out_of_range", 0.05, **common),
+        MetricTemplate("prediction-shift", "prediction_shift", shift_threshold,
+                       **distribution),
+        MetricTemplate("prediction-psi", "prediction_psi", 0.25, **distribution),
+        MetricTemplate("out-of-range", "out_of_range", 0.05, **distribution),
     ]
 
 

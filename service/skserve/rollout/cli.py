@@ -143,6 +143,9 @@ def register(subparsers: Any) -> None:
     checks.add_argument("--selector", default=analysis.DEFAULT_SELECTOR,
                         help="PromQL label matchers of a slot's series ({slot}, {version}; "
                         "default %(default)s)")
+    start.add_argument("--lease-ttl", type=_seconds, default=15.0,
+                       help="a controller that stops renewing its lease (killed) blocks "
+                       "another this long (default 15s)")
     start.add_argument("--detach", action="store_true",
                        help="run the controller in the background (follow with status)")
     start.set_defaults(func=cmd_start)
@@ -323,10 +326,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             if store.get_info(args.to).tag != spec.canary_version:
                 raise InvalidInput(f"release {local.release!r} is still rolling out "
                                    f"{spec.canary_version}: finish, promote or abort it first")
-        holder = local.store.lease_holder(local.release)
-        if holder:
-            raise Unavailable(f"a controller ({holder}) is already running this rollout: "
-                              "follow it with skserve rollout status --local")
+        _wait_for_lease(local, args.lease_ttl)
         say(f"resuming the rollout of {local.release} to {spec.canary_version}")
     else:
         if not args.to:
@@ -343,21 +343,40 @@ def cmd_start(args: argparse.Namespace) -> int:
             f"{len(spec.steps)} step(s)")
     if args.detach:
         return _detach(args, local)
-    return _run(local, spec, json_out=args.json)
+    return _run(local, spec, json_out=args.json, lease_ttl_s=args.lease_ttl)
+
+
+def _wait_for_lease(local: Local, ttl_s: float) -> None:
+    """A controller killed with kill -9 leaves its lease until it expires; a live one keeps
+    renewing it, and then this is an error."""
+    holder = local.store.lease_holder(local.release)
+    if holder is None:
+        return
+    say(f"waiting up to {ttl_s + 2:g}s for the lease of controller {holder} (stopped or "
+        "killed?) to expire")
+    deadline = time.monotonic() + ttl_s + 2
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if local.store.lease_holder(local.release) is None:
+            return
+    raise Unavailable(f"a controller ({local.store.lease_holder(local.release)}) is running "
+                      "this rollout: follow it with skserve rollout status --local")
 
 
 def _detach(args: argparse.Namespace, local: Local) -> int:
     from .stack import spawn
 
     argv = [sys.executable, "-m", "skserve.cli", "rollout", "start", "--local",
-            "--dir", str(local.root), "--release", local.release]
+            "--dir", str(local.root), "--release", local.release,
+            "--lease-ttl", f"{args.lease_ttl:g}s"]
     proc = spawn(argv, local.root / "logs" / f"rollout-{local.release}.log")
     say(f"controller running in the background (pid {proc['pid']}); follow it with: "
         f"skserve rollout status --local --dir {local.root}")
     return 0
 
 
-def _run(local: Local, spec: state.RolloutSpec, json_out: bool = False) -> int:
+def _run(local: Local, spec: state.RolloutSpec, json_out: bool = False,
+         lease_ttl_s: float = 15.0) -> int:
     record = local.store.read(local.release)
     selector = (record.doc.get("smoke_selector") if record else None) or \
         analysis.DEFAULT_SELECTOR
@@ -367,7 +386,9 @@ def _run(local: Local, spec: state.RolloutSpec, json_out: bool = False) -> int:
         say(f"{time.strftime('%H:%M:%S', time.localtime(event['at']))} {event['reason']}: "
             f"{event['message']}")
 
-    final = local.controller(rows, selector, on_event=show).run()
+    controller = local.controller(rows, selector, on_event=show)
+    controller.lease_ttl_s = lease_ttl_s
+    final = controller.run()
     if json_out:
         print(json.dumps({"release": local.release, "phase": final.phase,
                           "message": final.message, "weights": final.weights}))

@@ -269,6 +269,7 @@ def _start_proxies(stack: Stack, root: Path, port: int | None, scrape_interval_s
     bind_port = port or free_port()
     version_map, sock = root / "versions.map", root / "haproxy.sock"
     hap.write_empty_map(version_map)
+    sock.unlink(missing_ok=True)  # a socket left by an HAProxy that was killed
     addresses = {s: doc["slots"].get(s, {}).get("address") for s in SLOTS}
     (root / "haproxy.cfg").write_text(hap.render_config(
         f"127.0.0.1:{bind_port}", addresses, str(sock), str(version_map), {live: 100}))
@@ -292,10 +293,14 @@ def _start_proxies(stack: Stack, root: Path, port: int | None, scrape_interval_s
                               "config": str(root / "haproxy.cfg")},
                   "prometheus": prometheus})
     deadline = time.monotonic() + 30
-    while not sock.exists():
-        if not alive(haproxy) or time.monotonic() > deadline:
-            raise Unavailable(f"haproxy did not start; see {haproxy['log']}")
-        time.sleep(0.1)
+    while True:
+        try:
+            hap.runtime(str(sock), "show info")
+            break
+        except Unavailable:
+            if not alive(haproxy) or time.monotonic() > deadline:
+                raise Unavailable(f"haproxy did not start; see {haproxy['log']}") from None
+            time.sleep(0.1)
     router = router_for(stack.read())
     router.reconcile(LocalSlots(root).targets())
     _wait_http(f"{prom_url}/-/ready", lambda: alive(prometheus), 60, "prometheus")

@@ -1,0 +1,300 @@
+"""Rollouts on the real local stack: `skserve up` (real `skserve serve` per slot, Debian's
+HAProxy and Prometheus), a bounded load running, real bad models (tests/badmodels.py).
+
+Each bad version must be rolled back by the check that fits it, a good one promoted (through
+a controller killed with kill -9 and restarted), with under 2 % failed requests during a
+rollback and none during a blue-green switch. The analysis PromQL is checked against
+traffic whose numbers the test knows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from skserve.rollout import analysis
+from skserve.rollout.prometheus import Prometheus
+from tests.conftest import SKSERVE, small_dataset
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("haproxy") is None or shutil.which("prometheus") is None,
+                       reason="haproxy/prometheus not installed (make test installs Debian's)"),
+]
+FAST = ["--steps", "20,50,100", "--pause", "6s", "--interval", "2s", "--keep-old", "2s",
+        "--lease-ttl", "3s"]
+
+
+@pytest.fixture(scope="module")
+def versions(trained_model):
+    """Stored versions: the live one, a good retrain and the three bad ones."""
+    from tests import badmodels
+
+    data = small_dataset()
+    return {"live": trained_model,
+            "good": badmodels.save_retrained(data, trained_model),
+            "shifted": badmodels.save_shifted(data, 1.5),
+            "slow": badmodels.save_slow(data, trees=600),
+            "failing": badmodels.save_failing(data)}
+
+
+@pytest.fixture(scope="module")
+def stack(versions, tmp_path_factory):
+    root: Path = tmp_path_factory.mktemp("stack")
+    up = subprocess.run([SKSERVE, "up", "--slot", f"blue={versions['live']}", "--dir",
+                         str(root), "--detach", "--json"], capture_output=True, text=True,
+                        timeout=180)
+    assert up.returncode == 0, up.stderr
+    doc = json.loads(up.stdout)
+    assert "traffic" in up.stderr and doc["url"] in up.stderr  # the URLs are printed
+    stack_doc = json.loads((root / "stack.json").read_text())
+    pids = [p["pid"] for p in (stack_doc["haproxy"], stack_doc["prometheus"],
+                               stack_doc["slots"]["blue"]["process"])]
+    yield {"root": root, **doc}
+    down = subprocess.run([SKSERVE, "down", "--dir", str(root)], capture_output=True,
+                          text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    for pid in pids:  # every process it started is gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@dataclass
+class Load:
+    """A bounded closed-loop load: `users` threads posting valid rows to /predict."""
+
+    url: str
+    rows: list[bytes]
+    users: int = 6
+    max_s: float = 240.0
+    log: list[tuple[float, int, str]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> Load:
+        self.threads = [threading.Thread(target=self._user, args=(i,), daemon=True)
+                        for i in range(self.users)]
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+    def _user(self, seed: int) -> None:
+        rng = random.Random(seed)
+        deadline = time.monotonic() + self.max_s
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                try:
+                    r = client.post(f"{self.url}/predict", content=rng.choice(self.rows),
+                                    headers={"content-type": "application/json"})
+                    self.log.append((time.time(), r.status_code,
+                                     r.headers.get("x-model-version", "")))
+                except httpx.HTTPError:
+                    self.log.append((time.time(), 0, ""))
+
+    def between(self, t0: float, t1: float) -> list[tuple[float, int, str]]:
+        return [e for e in list(self.log) if t0 <= e[0] <= t1]
+
+
+def rows_for(tag: str) -> list[bytes]:
+    from skserve import store
+    from skserve.loadtest.sampling import RowPool
+
+    return RowPool.from_schema([f.__dict__ for f in store.get_info(tag).schema.features],
+                               seed=1, size=512).encoded
+
+
+def rollout(stack, *args: str, timeout: float = 240) -> tuple[subprocess.CompletedProcess,
+                                                               float, float]:
+    t0 = time.time()
+    proc = subprocess.run([SKSERVE, "rollout", *args, "--local", "--dir", str(stack["root"])],
+                          capture_output=True, text=True, timeout=timeout)
+    return proc, t0, time.time()
+
+
+def status(stack) -> dict:
+    out = subprocess.run([SKSERVE, "rollout", "status", "--local", "--dir",
+                          str(stack["root"]), "--json"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def failed_checks(doc: dict) -> set[str]:
+    last = doc["state"]["analyses"][-1]
+    assert last["verdict"] == "fail", last
+    return {c["name"] for c in last["checks"] if c["verdict"] == "fail"}
+
+
+def test_analysis_promql_measures_known_traffic(stack, versions):
+    """The PromQL of every template, against the real Prometheus scraping the real server:
+    request counts, latency, the median prediction and out-of-range inputs match what the
+    test sent and got back."""
+    from skserve import store
+
+    schema = store.get_info(versions["live"]).schema
+    hot = schema.features[[f.name for f in schema.features].index("Temperature")]
+    header = {"x-model-version": versions["live"], "content-type": "application/json"}
+    rows = [json.loads(r) for r in rows_for(versions["live"])[:200]]
+    for row in rows[:40]:  # 40 rows hotter than anything seen in training, still valid
+        row["Temperature"] = hot.max + 0.5 * (hot.max - hot.min)
+    predictions = []
+    with httpx.Client(timeout=30) as client:
+        for row in rows[100:110]:  # series exist before the window (increase() needs that)
+            client.post(f"{stack['url']}/predict", json=row, headers=header)
+        time.sleep(4)  # flat counters for a few scrapes before the window starts
+        t0 = time.time()
+        for row in rows:
+            r = client.post(f"{stack['url']}/predict", json=row, headers=header)
+            assert r.status_code == 200, r.text
+            predictions.append(r.json()["prediction"])
+    time.sleep(3.5)  # three scrapes
+    prom = Prometheus(stack["prometheus_url"])
+    # the range starts with samples from before the first request: increase() sees it all
+    win = analysis.window(time.time() - t0 + 2.5, 3)
+    sel = 'slot="blue"'
+    results = {}
+    for t in analysis.default_templates(0.5, min_samples=10):
+        results[t.name] = analysis.measure(t, prom.results(analysis.queries(t, sel, sel, win)))
+    assert results["success-rate"].samples == pytest.approx(200, rel=0.15)
+    assert results["success-rate"].value == 1.0
+    assert 0 < results["latency-p95"].numbers["p95_ms"] < 5000
+    median = sorted(predictions)[100]
+    canary_median = results["prediction-shift"].numbers["canary_quantiles"][1]
+    width = (schema.target_max - schema.target_min) / 10  # one histogram bucket
+    assert abs(canary_median - median) < width
+    assert results["prediction-shift"].value == pytest.approx(0.0)  # same slot both sides
+    oor = analysis.measure(
+        analysis.MetricTemplate("oor", "out_of_range", 1.0, min_samples=10),
+        prom.results(analysis.queries(
+            analysis.MetricTemplate("oor", "out_of_range", 1.0), sel, 'slot="none"', win)))
+    assert oor.numbers["canary_rate"] == pytest.approx(40 / 200, rel=0.15)
+
+
+@pytest.mark.parametrize("bad,check", [("failing", {"success-rate"}),
+                                       ("slow", {"latency-p95"}),
+                                       ("shifted", {"prediction-shift", "prediction-psi"})])
+def test_a_bad_canary_is_rolled_back_by_the_check_that_fits_it(stack, versions, bad, check):
+    with Load(stack["url"], rows_for(versions["live"])) as load:
+        time.sleep(1)
+        proc, t0, t1 = rollout(stack, "start", "--to", versions[bad], *FAST)
+        time.sleep(0.5)
+    assert proc.returncode == 4, proc.stderr  # RolloutFailed
+    doc = status(stack)
+    assert doc["state"]["phase"] == "Failed"
+    assert failed_checks(doc) & check, doc["state"]["analyses"][-1]["summary"]
+    assert doc["state"]["weights"] == {"blue": 100, "green": 0}
+    window = load.between(t0, t1)
+    failed = sum(1 for _, code, _ in window if code != 200)
+    assert len(window) > 100
+    assert failed / len(window) < 0.02, (failed, len(window))
+    # the canary really served: its numbers are in the verdict
+    first_fail = next(a for a in doc["state"]["analyses"] if a["verdict"] == "fail")
+    assert any(c["samples"] > 0 for c in first_fail["checks"] if c["name"] in check)
+    # it is gone: out of HAProxy and stopped
+    assert "green" not in json.loads((stack["root"] / "stack.json").read_text())["slots"]
+    events = [json.loads(line)["reason"] for line in
+              (stack["root"] / "rollouts" / "local.events.jsonl").read_text().splitlines()]
+    assert "AnalysisFailed" in events and "RollingBack" in events
+
+
+def test_a_good_canary_is_promoted_even_through_a_kill_9(stack, versions):
+    with Load(stack["url"], rows_for(versions["live"])) as load:
+        t0 = time.time()
+        first = subprocess.Popen([SKSERVE, "rollout", "start", "--local", "--dir",
+                                  str(stack["root"]), "--to", versions["good"], *FAST],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # kill it mid-step
+            doc = status(stack)
+            st = (doc.get("state") or {})
+            if doc.get("spec", {}).get("canary_version") == versions["good"] and \
+                    st.get("phase") == "Progressing" and st.get("step_started_at"):
+                break
+            time.sleep(0.3)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        killed_at = status(stack)["state"]
+        # a second controller while the lease is held would wait, then resume
+        proc, _, t1 = rollout(stack, "start", "--lease-ttl", "3s")
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming" in proc.stderr
+    doc = status(stack)
+    assert doc["state"]["phase"] == "Succeeded"
+    assert doc["state"]["weights"] == {"blue": 0, "green": 100}
+    assert killed_at["phase"] == "Progressing"
+    window = load.between(t0, t1)
+    assert window and all(code == 200 for _, code, _ in window)
+    assert {v for *_, v in window} >= {versions["live"], versions["good"]}
+    assert "blue" not in json.loads((stack["root"] / "stack.json").read_text())["slots"]
+    plain = subprocess.run([SKSERVE, "rollout", "status", "--local", "--dir",
+                            str(stack["root"])], capture_output=True, text=True, timeout=60)
+    assert "Succeeded" in plain.stdout and "success-rate" in plain.stdout
+    assert "median" in plain.stdout  # the numbers behind the verdicts
+
+
+def test_blue_green_switch_fails_no_request_and_undo_goes_back(stack, versions):
+    with Load(stack["url"], rows_for(versions["live"])) as load:
+        time.sleep(1)
+        proc, t0, t1 = rollout(stack, "start", "--to", versions["live"], "--strategy",
+                               "blueGreen", "--preview", "6s", "--smoke", "20", "--interval",
+                               "2s", "--keep-old", "30s", "--detach")
+        assert proc.returncode == 0, proc.stderr
+        deadline = time.monotonic() + 120
+        while status(stack)["state"]["phase"] != "Promoted" and time.monotonic() < deadline:
+            time.sleep(0.3)
+        time.sleep(2)
+        after_switch = time.time()
+        undo, _, t1 = rollout(stack, "undo")
+        time.sleep(1)
+    assert undo.returncode == 0, undo.stderr
+    doc = status(stack)
+    spec = doc["spec"]
+    assert doc["state"]["phase"] == "Undone"
+    assert spec["canary_version"] == versions["live"]
+    assert doc["state"]["weights"] == {spec["stable_slot"]: 100, spec["canary_slot"]: 0}
+    smoke = [c for a in doc["state"]["analyses"] for c in a["checks"] if c["name"] == "smoke"]
+    assert smoke and all(c["verdict"] == "pass" for c in smoke)
+    window = load.between(t0, t1)
+    assert len(window) > 100 and all(code == 200 for _, code, _ in window)
+    served = [v for ts, _, v in window if ts > after_switch - 1]
+    assert versions["live"] in served and versions["good"] in served
+
+
+def test_abort_rolls_back_and_exits_4(stack, versions):
+    proc = subprocess.Popen([SKSERVE, "rollout", "start", "--local", "--dir",
+                             str(stack["root"]), "--to", versions["shifted"], "--steps", "10",
+                             "--pause", "60s", "--no-analysis", "--lease-ttl", "3s"],
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        doc = status(stack)
+        st = doc["state"]
+        if doc["spec"]["canary_version"] == versions["shifted"] and \
+                st.get("weights", {}).get(doc["spec"]["canary_slot"]) == 10:
+            break
+        time.sleep(0.3)
+    abort, _, _ = rollout(stack, "abort")
+    assert abort.returncode == 4, abort.stderr
+    assert proc.wait(60) == 4
+    doc = status(stack)
+    spec = doc["spec"]
+    assert doc["state"]["phase"] == "Aborted"
+    assert doc["state"]["weights"] == {spec["stable_slot"]: 100, spec["canary_slot"]: 0}
+    second = subprocess.run([SKSERVE, "rollout", "abort", "--local", "--dir",
+                             str(stack["root"])], capture_output=True, text=True, timeout=60)
+    assert second.returncode == 4 and "Aborted" in second.stderr
