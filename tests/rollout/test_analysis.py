@@ -72,18 +72,19 @@ def test_quantile_matches_the_sample_quantile():
 
 
 def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift():
-    same = an.psi(an._histogram(cumulative(demand(3000, seed=1), BOUNDS)),
-                  an._histogram(cumulative(demand(3000, seed=2), BOUNDS)))
-    shifted = an.psi(an._histogram(cumulative(demand(3000, seed=1), BOUNDS)),
-                     an._histogram(cumulative(demand(3000, 1.5, seed=2), BOUNDS)))
+    same, bins = an.psi(an._histogram(cumulative(demand(3000, seed=1), BOUNDS)),
+                        an._histogram(cumulative(demand(3000, seed=2), BOUNDS)))
+    shifted, _ = an.psi(an._histogram(cumulative(demand(3000, seed=1), BOUNDS)),
+                        an._histogram(cumulative(demand(3000, 1.5, seed=2), BOUNDS)))
+    assert bins == len(BOUNDS) + 1
     assert same < 0.05 and shifted > 1.0
 
 
 def test_psi_compares_histograms_with_different_buckets():
     """Each model buckets its own training range: a shifted model's buckets are shifted."""
     other = [b + 1.5 for b in BOUNDS]
-    same = an.psi(an._histogram(cumulative(demand(3000, seed=1), BOUNDS)),
-                  an._histogram(cumulative(demand(3000, seed=2), other)))
+    same, _ = an.psi(an._histogram(cumulative(demand(3000, seed=1), BOUNDS)),
+                     an._histogram(cumulative(demand(3000, seed=2), other)))
     assert same < 0.1
 
 
@@ -101,6 +102,16 @@ def test_prediction_shift_in_target_units():
     few = an.measure(t, {"buckets": cumulative(demand(40), BOUNDS), "stable_buckets": stable})
     assert few.measured == "inconclusive"
     assert an.measure(t, {"buckets": [], "stable_buckets": stable}).measured == "inconclusive"
+
+
+def test_psi_limit_allows_for_the_sampling_floor():
+    """Small samples of one distribution: raw PSI above 0.25 is noise, not drift."""
+    t = tpl("prediction_psi", 0.25, min_samples=50)
+    stable = cumulative(demand(150, seed=3), BOUNDS)
+    noisy = [an.measure(t, {"buckets": cumulative(demand(60, seed=s), BOUNDS),
+                            "stable_buckets": stable}) for s in range(20)]
+    assert all(r.measured == "pass" for r in noisy)
+    assert all(r.numbers["sampling_floor"] > 0.2 for r in noisy)
 
 
 def test_psi_template_catches_a_flat_model_with_the_right_median():

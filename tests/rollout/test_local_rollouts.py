@@ -33,7 +33,7 @@ pytestmark = [
                        reason="haproxy/prometheus not installed (make test installs Debian's)"),
 ]
 FAST = ["--steps", "20,50,100", "--pause", "6s", "--interval", "2s", "--keep-old", "2s",
-        "--lease-ttl", "3s"]
+        "--lease-ttl", "3s", "--min-samples", "40"]
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_analysis_promql_measures_known_traffic(stack, versions):
     canary_median = results["prediction-shift"].numbers["canary_quantiles"][1]
     width = (schema.target_max - schema.target_min) / 10  # one histogram bucket
     assert abs(canary_median - median) < width
-    assert results["prediction-shift"].value == pytest.approx(0.0)  # same slot both sides
+    assert results["prediction-shift"].value == pytest.approx(0.0, abs=0.05)  # same slot
     oor = analysis.measure(
         analysis.MetricTemplate("oor", "out_of_range", 1.0, min_samples=10),
         prom.results(analysis.queries(

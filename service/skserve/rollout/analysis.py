@@ -92,11 +92,14 @@ def default_templates(shift_threshold: float, interval_s: float = 10.0,
     `shift_threshold` is in the target's units (the CLI's default is twice the stable
     model's hold-out RMSE: two sound models of the same data differ by less than their
     errors; a canary whose median moves further predicts something else).
-    Distribution checks need four times `min_samples` predictions per slot: PSI over ~12
-    bins of n and m predictions has a sampling floor of about 12 × (1/n + 1/m), 0.12 at 200.
+    Distribution checks need four times `min_samples` predictions per slot (PSI over ~12
+    bins of n and m predictions has a sampling floor of about 12 × (1/n + 1/m), 0.12 at
+    200) and tolerate one failed measurement per step.
     """
     common = {"interval_s": interval_s, "min_samples": min_samples}
-    distribution = {"interval_s": interval_s, "min_samples": 4 * min_samples}
+    # one failed measurement tolerated per step: sampling noise, re-measured on more data
+    distribution = {"interval_s": interval_s, "min_samples": 4 * min_samples,
+                    "failure_limit": 1}
     return [
         MetricTemplate("success-rate", "success_rate", 0.99, **common),
         # one slow measurement is tolerated per step: a busy machine is not a slow model
@@ -238,11 +241,16 @@ def _shift(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
         return _too_few(t, samples, f"predictions per slot (canary {n_canary:.0f}, "
                         f"stable {n_stable:.0f})")
     if t.kind == "prediction_psi":
-        value = psi(stable, canary)
-        ok = value <= t.threshold
+        value, bins = psi(stable, canary)
+        # two samples of one distribution still differ: PSI's expected value for n and m
+        # draws over k bins is about (k − 1)(1/n + 1/m); the limit sits that far higher
+        floor = (bins - 1) * (1 / n_canary + 1 / n_stable)
+        limit = t.threshold + floor
+        ok = value <= limit
         return (PASS if ok else FAIL, value, samples,
-                f"{t.name}: PSI {value:.3f} ({'<=' if ok else '>'} {t.threshold:g}) over "
-                f"{n_canary:.0f}/{n_stable:.0f} predictions", {"psi": value})
+                f"{t.name}: PSI {value:.3f} ({'<=' if ok else '>'} {t.threshold:g} + sampling "
+                f"floor {floor:.3f}) over {n_canary:.0f}/{n_stable:.0f} predictions",
+                {"psi": value, "sampling_floor": floor, "bins": bins})
     qc = [quantile(canary, q) for q in QUANTILES]
     qs = [quantile(stable, q) for q in QUANTILES]
     median = QUANTILES.index(0.5)
@@ -341,12 +349,14 @@ def quantile(h: Histogram, q: float) -> float:
     return prev_le if prev_le is not None else math.nan
 
 
-def psi(expected: Histogram, actual: Histogram, floor: float = 1e-4) -> float:
+def psi(expected: Histogram, actual: Histogram) -> tuple[float, int]:
     """Population stability index of `actual` against `expected` on the union of both
     histograms' bucket bounds (the two slots' models may bucket differently), within the
     range both resolve: below (above) it, each tail is one bin.
 
-    Σ (a − e) · ln(a / e) over bins, shares floored at `floor` so an empty bin is finite.
+    Σ (a − e) · ln(a / e) over bins, with half a count added to every bin of each side
+    (Jeffreys) so an empty bin of a small sample is not read as a huge shift; returns
+    (PSI, number of bins).
     """
     finite = [[le for le, _ in h if not math.isinf(le)] for h in (expected, actual)]
     bounds = sorted({le for f in finite for le in f})
@@ -355,14 +365,17 @@ def psi(expected: Histogram, actual: Histogram, floor: float = 1e-4) -> float:
         if lo < hi:
             bounds = [b for b in bounds if lo <= b <= hi]
     edges = [*bounds, math.inf]
-    value, prev_e, prev_a = 0.0, 0.0, 0.0
-    for edge in edges:
-        ce = _cdf(expected, edge) if not math.isinf(edge) else 1.0
-        ca = _cdf(actual, edge) if not math.isinf(edge) else 1.0
-        e, a = max(ce - prev_e, floor), max(ca - prev_a, floor)
-        value += (a - e) * math.log(a / e)
-        prev_e, prev_a = ce, ca
-    return value
+    k = len(edges)
+
+    def shares(h: Histogram) -> list[float]:
+        n = _total(h)
+        cdf = [_cdf(h, edge) if not math.isinf(edge) else 1.0 for edge in edges]
+        counts = [n * (c - p) for c, p in zip(cdf, [0.0, *cdf[:-1]], strict=True)]
+        return [(c + 0.5) / (n + 0.5 * k) for c in counts]
+
+    value = sum((a - e) * math.log(a / e)
+                for e, a in zip(shares(expected), shares(actual), strict=True))
+    return value, k
 
 
 # --- one analysis run -------------------------------------------------------------------------
