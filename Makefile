@@ -7,7 +7,7 @@ PORT ?= 3000
 export BENTOML_DO_NOT_TRACK := true
 export OMP_NUM_THREADS := 1
 
-.PHONY: help venv tools run train serve test lint bench-serve bench-batch loadtest \
+.PHONY: help venv tools run train serve test lint bench-serve bench-batch bench-rollout loadtest \
         image image-archive cluster-up cluster-down e2e kind-up deploy clean
 
 # The variables this Makefile sets (or the command line overrides), for help texts to show.
@@ -38,7 +38,7 @@ serve: venv ## serve $(MODEL) on 127.0.0.1:$(PORT)
 	$(BIN)/skserve serve --model $(MODEL) --port $(PORT)
 
 test: venv tools ## install what the tests need and run them (not the e2e ones)
-	bash hack/test-deps.sh prometheus
+	bash hack/test-deps.sh prometheus haproxy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv ## ruff over everything
@@ -49,6 +49,10 @@ bench-serve: venv ## side-by-side online serving benchmark → BENCHMARKS.md
 
 bench-batch: venv ## batch scoring benchmark on 1M rows → BENCHMARKS.md
 	$(BIN)/python loadtest/bench_batch.py $(ARGS)
+
+bench-rollout: venv ## bad canaries on the local stack: seconds to rollback, requests they got → BENCHMARKS.md
+	bash hack/test-deps.sh prometheus haproxy
+	$(BIN)/python loadtest/bench_rollout.py $(ARGS)
 
 loadtest: venv ## Locust against http://127.0.0.1:$(PORT) with SLO gates and plots
 	$(BIN)/skserve loadtest --host http://127.0.0.1:$(PORT) $(ARGS)

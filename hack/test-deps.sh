@@ -5,7 +5,9 @@
 # prometheus postinst starts a server on :9090 through invoke-rc.d/deb-systemd-invoke): the
 # tests start their own servers on free ports. Services are held back with policy-rc.d, the
 # Debian way for chroots and images, and only while this script installs.
+# Without arguments: all of them (Prometheus for the analysis, HAProxy for the rollout router).
 set -euo pipefail
+(($#)) || set -- prometheus haproxy
 POLICY_RC_D=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
 need=()
 for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done

@@ -170,7 +170,8 @@ def test_analysis_promql_measures_known_traffic(stack, versions):
     results = {}
     for t in analysis.default_templates(0.5, min_samples=10):
         results[t.name] = analysis.measure(t, prom.results(analysis.queries(t, sel, sel, win)))
-    assert results["success-rate"].samples == pytest.approx(200, rel=0.15)
+    assert results["success-rate"].samples == pytest.approx(200, rel=0.25)  # increase()
+    # extrapolates to the range edges
     assert results["success-rate"].value == 1.0
     assert 0 < results["latency-p95"].numbers["p95_ms"] < 5000
     median = sorted(predictions)[100]
@@ -251,7 +252,7 @@ def test_blue_green_switch_fails_no_request_and_undo_goes_back(stack, versions):
     with Load(stack["url"], rows_for(versions["live"])) as load:
         time.sleep(1)
         proc, t0, t1 = rollout(stack, "start", "--to", versions["live"], "--strategy",
-                               "blueGreen", "--preview", "6s", "--smoke", "20", "--interval",
+                               "blueGreen", "--preview", "6s", "--smoke", "80", "--interval",
                                "2s", "--keep-old", "30s", "--detach")
         assert proc.returncode == 0, proc.stderr
         deadline = time.monotonic() + 120

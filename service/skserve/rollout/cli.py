@@ -107,9 +107,9 @@ def register(subparsers: Any) -> None:
                        help="time at each canary step (default 60s)")
     start.add_argument("--preview", type=_seconds, default=60.0,
                        help="blueGreen: time in preview before the switch (default 60s)")
-    start.add_argument("--smoke", type=int, default=20,
-                       help="blueGreen: smoke requests to the preview per analysis run "
-                       "(default 20)")
+    start.add_argument("--smoke", type=int, default=100,
+                       help="blueGreen: smoke requests to the preview per analysis run; "
+                       "the preview's checks judge these (default 100)")
     start.add_argument("--interval", type=_seconds, default=10.0,
                        help="seconds between analysis runs (default 10s)")
     start.add_argument("--keep-old", type=_seconds, default=300.0,

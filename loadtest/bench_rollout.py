@@ -1,0 +1,126 @@
+"""How fast a bad canary is rolled back, and how much traffic it got first (`make bench-rollout`).
+
+On the local stack (`skserve up`: a server per slot, HAProxy, Prometheus) with `skserve
+loadtest` sending traffic through HAProxy, one canary per bad model of tests/badmodels.py
+(and a good retrain as the control), each with the same short steps. Per rollout: the
+seconds from the first step's weights to the end of the rollback (weights back, canary
+scaled down), the requests that reached the new version (its own request counter in
+Prometheus, warm-up included) and the check that decided. Prints a table and replaces the
+`## Rollouts` section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+SECTION = "Rollouts"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=8, help="Locust users (default 8)")
+    parser.add_argument("--pause", default="10s", help="time per canary step (default 10s)")
+    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="skserve-bench-rollout-"))
+    os.environ["BENTOML_HOME"] = str(home)
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    from skserve.console import set_thread_env
+
+    set_thread_env()
+    from skserve.loadtest.harness import markdown_table, write_benchmark_section
+
+    versions = train(home)
+    skserve = str(Path(sys.executable).with_name("skserve"))
+    root = home / "stack"
+    up = subprocess.run([skserve, "up", "--slot", f"blue={versions['live']}", "--dir",
+                         str(root), "--detach", "--json"], capture_output=True, text=True)
+    if up.returncode:
+        print(up.stderr, file=sys.stderr)
+        return up.returncode
+    stack = json.loads(up.stdout)
+    load = subprocess.Popen([skserve, "loadtest", "--host", stack["url"], "--users",
+                             str(args.users), "--duration", "10m", "--mix", "predict=1",
+                             "--report-dir", str(home / "loadtest")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        time.sleep(5)
+        for name in ("failing", "slow", "shifted", "good"):
+            rows.append(run_one(skserve, root, stack, name, versions[name], args.pause))
+            print(rows[-1], file=sys.stderr)
+    finally:
+        load.terminate()
+        load.wait(60)
+        subprocess.run([skserve, "down", "--dir", str(root)], capture_output=True)
+    columns = ["version", "outcome", "first step → end s", "requests to it", "decided by"]
+    table = markdown_table(rows, columns, {"first step → end s": ".1f"})
+    print(table)
+    if not args.no_write:
+        text = (f"`make bench-rollout`: `skserve up` (one `skserve serve` per slot, 1 worker; "
+                f"HAProxy; Prometheus scraping every 1 s) with `skserve loadtest` ({args.users} "
+                f"users, /predict) through HAProxy; canary steps 20 → 50 → 100 %, "
+                f"{args.pause} each, analysis every 2 s, default checks.\n\n{table}\n\n"
+                "- *first step → end*: from the event that set the first step's weights to "
+                "the rollout's last event (weights back, canary scaled down, router at rest); "
+                "for the good version, to the end of promotion.\n"
+                "- *requests to it*: the new version's own request counter (Prometheus), "
+                "including the 20 warm-up requests sent before its first step. HAProxy "
+                "retries a failed prediction once on the other slot, so few of the failing "
+                "version's errors reach clients.")
+        write_benchmark_section(REPO / "BENCHMARKS.md", SECTION, text)
+        print(f"wrote the {SECTION!r} section of BENCHMARKS.md", file=sys.stderr)
+    return 0
+
+
+def train(home: Path) -> dict[str, str]:
+    from skserve import store
+    from skserve.train import model_metadata, select_model
+    from tests import badmodels
+    from tests.conftest import small_dataset
+
+    data = small_dataset()
+    selection = select_model(data, seed=7, n_iter=1, holdout_weeks=1, cv_splits=2)
+    live = store.save("demand", selection.pipeline, model_metadata(selection, data, 7),
+                      {"dataset": data.name, "family": selection.winner.model},
+                      version="live").tag
+    return {"live": live, "good": badmodels.save_retrained(data, live),
+            "failing": badmodels.save_failing(data), "slow": badmodels.save_slow(data),
+            "shifted": badmodels.save_shifted(data, 1.5)}
+
+
+def run_one(skserve: str, root: Path, stack: dict, name: str, tag: str, pause: str) -> dict:
+    from skserve.rollout.prometheus import Prometheus
+    from skserve.rollout.store import LocalStore
+
+    store = LocalStore(root / "rollouts")
+    before = len(store.events("local"))
+    proc = subprocess.run([skserve, "rollout", "start", "--local", "--dir", str(root), "--to",
+                           tag, "--steps", "20,50,100", "--pause", pause, "--interval", "2s",
+                           "--keep-old", "0s"], capture_output=True, text=True)
+    events = store.events("local")[before:]
+    first = next(e["at"] for e in events if e["reason"] == "StepStarted")
+    doc = store.read("local").doc
+    failed = [c["name"] for a in doc["state"]["analyses"] if a["verdict"] == "fail"
+              for c in a["checks"] if c["verdict"] == "fail"]
+    canary = doc["spec"]["canary_slot"]
+    promql = (f'sum(max_over_time(bentoml_service_request_total{{slot="{canary}",'
+              f'model_version="{tag}",endpoint=~"/predict|/predict_batch"}}[15m]))')
+    requests = Prometheus(stack["prometheus_url"]).results({"n": promql})["n"]
+    return {"version": f"{name} ({tag})", "outcome": doc["state"]["phase"] +
+            f" (exit {proc.returncode})", "first step → end s": events[-1]["at"] - first,
+            "requests to it": int(requests or 0), "decided by": ", ".join(failed) or
+            "all checks passed"}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
