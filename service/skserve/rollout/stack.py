@@ -35,7 +35,7 @@ from ..console import say
 from ..errors import InvalidInput, Unavailable
 from .routers import HEADER, SlotTarget
 from .routers import haproxy as hap
-from .store import _atomic_write
+from .store import write_atomic
 
 SLOTS = ("blue", "green")
 INSTALL_HINT = ("install them with: apt-get install -y --no-install-recommends haproxy "
@@ -135,7 +135,7 @@ class Stack:
             fcntl.flock(lock, fcntl.LOCK_EX)
             doc = self.read()
             yield doc
-            _atomic_write(self.file, json.dumps(doc, indent=1) + "\n")
+            write_atomic(self.file, json.dumps(doc, indent=1) + "\n")
 
     def read(self) -> dict[str, Any]:
         try:
@@ -155,7 +155,7 @@ class Stack:
         targets = [{"targets": [s["address"]], "labels": {"slot": name,
                                                           "model_version": s["model"]}}
                    for name, s in sorted(doc.get("slots", {}).items()) if s.get("address")]
-        _atomic_write(self.root / "targets.json", json.dumps(targets, indent=1) + "\n")
+        write_atomic(self.root / "targets.json", json.dumps(targets, indent=1) + "\n")
 
 
 class LocalSlots:

@@ -22,15 +22,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..batch.output import atomic_path
 from ..errors import InvalidInput
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?")
@@ -64,19 +63,10 @@ class StateStore(Protocol):
     def events(self, release: str) -> list[dict[str, Any]]: ...
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` so readers see the old or the new file, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 class LocalStore:
@@ -119,7 +109,7 @@ class LocalStore:
             if now_at != version:
                 raise Conflict(f"{path}: at version {now_at}, not {version}")
             new = str(int(now_at or 0) + 1)
-            _atomic_write(path, json.dumps({"version": new, "doc": doc}, indent=1) + "\n")
+            write_atomic(path, json.dumps({"version": new, "doc": doc}, indent=1) + "\n")
             return new
 
     def acquire(self, release: str, holder: str, ttl_s: float) -> bool:
@@ -129,7 +119,7 @@ class LocalStore:
             now = self.clock()
             if lease and lease["holder"] != holder and now < lease["renewed_at"] + lease["ttl_s"]:
                 return False
-            _atomic_write(path, json.dumps({"holder": holder, "renewed_at": now,
+            write_atomic(path, json.dumps({"holder": holder, "renewed_at": now,
                                             "ttl_s": ttl_s}) + "\n")
             return True
 
