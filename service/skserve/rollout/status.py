@@ -18,10 +18,11 @@ def document(store: StateStore, release: str, events: int = 15) -> dict[str, Any
     record = store.read(release)
     if record is None:
         return {"release": release, "rollout": None}
+    since = record.doc["state"].get("started_at") or 0.0  # this rollout's events only
+    mine = [e for e in store.events(release) if e.get("at", 0) >= since]
     return {"release": release, "version": record.version, "spec": record.doc["spec"],
             "state": record.doc["state"], "command": record.doc.get("command"),
-            "controller": store.lease_holder(release),
-            "events": store.events(release)[-events:]}
+            "controller": store.lease_holder(release), "events": mine[-events:]}
 
 
 def _steps(spec: RolloutSpec, st: RolloutState) -> list[tuple[str, str, str, str]]:
