@@ -189,11 +189,11 @@ def test_judge_applies_failure_limits_and_never_passes_on_inconclusive():
     limits = {"latency": 1}
     first = an.judge([result("latency", "fail"), result("success", "pass")], [], limits, {})
     assert first["verdict"] == "inconclusive"  # one slow measurement tolerated
-    assert "tolerated" in first["summary"]
+    assert "tolerated" in first["summary"] and first["pending_failure"]
     second = an.judge([result("latency", "fail")], [], limits, {"latency": 1})
     assert second["verdict"] == "fail"
     mixed = an.judge([result("a", "pass"), result("b", "inconclusive")], [], {}, {})
-    assert mixed["verdict"] == "inconclusive"
+    assert mixed["verdict"] == "inconclusive" and not mixed["pending_failure"]
     assert an.judge([], [], {}, {})["verdict"] == "inconclusive"
     assert an.judge([result("a", "pass")], [], {}, {})["verdict"] == "pass"
 

@@ -32,8 +32,8 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("haproxy") is None or shutil.which("prometheus") is None,
                        reason="haproxy/prometheus not installed (make test installs Debian's)"),
 ]
-FAST = ["--steps", "20,50,100", "--pause", "6s", "--interval", "2s", "--keep-old", "2s",
-        "--lease-ttl", "3s", "--min-samples", "40"]
+FAST = ["--steps", "25,50,100", "--pause", "6s", "--interval", "2s", "--keep-old", "2s",
+        "--lease-ttl", "3s", "--min-samples", "30"]
 
 
 @pytest.fixture(scope="module")
@@ -152,18 +152,27 @@ def test_analysis_promql_measures_known_traffic(stack, versions):
     rows = [json.loads(r) for r in rows_for(versions["live"])[:200]]
     for row in rows[:40]:  # 40 rows hotter than anything seen in training, still valid
         row["Temperature"] = hot.max + 0.5 * (hot.max - hot.min)
+    prom = Prometheus(stack["prometheus_url"])
+    scored = 'sum(skserve_predictions_total{slot="blue"})'
+
+    def scraped(n: float) -> None:  # until Prometheus has seen `n` rows (a busy machine lags)
+        deadline = time.monotonic() + 60
+        while (prom.results({"n": scored})["n"] or 0) < n and time.monotonic() < deadline:
+            time.sleep(0.5)
+
     predictions = []
     with httpx.Client(timeout=30) as client:
         for row in rows[100:110]:  # series exist before the window (increase() needs that)
             client.post(f"{stack['url']}/predict", json=row, headers=header)
-        time.sleep(4)  # flat counters for a few scrapes before the window starts
+        scraped(10)
+        time.sleep(2)  # flat counters for a few scrapes before the window starts
         t0 = time.time()
         for row in rows:
             r = client.post(f"{stack['url']}/predict", json=row, headers=header)
             assert r.status_code == 200, r.text
             predictions.append(r.json()["prediction"])
-    time.sleep(3.5)  # three scrapes
-    prom = Prometheus(stack["prometheus_url"])
+    scraped(210)
+    time.sleep(1)
     # the range starts with samples from before the first request: increase() sees it all
     win = analysis.window(time.time() - t0 + 2.5, 3)
     sel = 'slot="blue"'

@@ -121,6 +121,15 @@ def test_too_many_inconclusive_after_the_pause_fails_safe():
     assert weight_changes(actions) == [10, 0]
 
 
+def test_a_failure_awaiting_confirmation_is_not_counted_as_too_little_traffic():
+    pending = {**INCONCLUSIVE, "pending_failure": True}
+    _, st = drive(canary(max_inconclusive=0), [PASS, PASS, PASS, pending, pending, pending,
+                                               PASS])
+    assert st.phase == sm.SUCCEEDED
+    _, st = drive(canary(max_inconclusive=0), [PASS, PASS, PASS, INCONCLUSIVE])
+    assert st.phase == sm.FAILED
+
+
 def test_steps_without_analysis_advance_on_time_alone():
     spec = canary(steps=sm.canary_steps([20, 60], 5, analysis=False))
     actions, st = drive(spec, [FAIL])

@@ -418,7 +418,9 @@ def judge(measured: Sequence[CheckResult], reused: Sequence[Mapping[str, Any]],
     step, else inconclusive if any is inconclusive (or failed within its limit), else pass.
 
     `measured`: checks measured now; `reused`: the latest results of checks not due yet.
-    Returns {"verdict", "summary", "checks": [CheckResult as dicts]} (what state.py records).
+    Returns {"verdict", "summary", "checks": [CheckResult as dicts], "pending_failure"}
+    (what state.py records); `pending_failure`: inconclusive only because a failure is
+    within its limit.
     """
     checks: list[dict[str, Any]] = []
     for c in measured:
@@ -434,4 +436,7 @@ def judge(measured: Sequence[CheckResult], reused: Sequence[Mapping[str, Any]],
         verdict = INCONCLUSIVE
     shown = [c["detail"] for c in checks if c["verdict"] == verdict] or \
         [c["detail"] for c in checks]
-    return {"verdict": verdict, "summary": "; ".join(shown), "checks": checks}
+    # a failure within its limit waits for confirmation: not "too little traffic"
+    pending = verdict == INCONCLUSIVE and any(c["measured"] == FAIL for c in checks)
+    return {"verdict": verdict, "summary": "; ".join(shown), "checks": checks,
+            "pending_failure": pending}

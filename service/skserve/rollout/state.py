@@ -258,7 +258,9 @@ def next_action(spec: RolloutSpec, state: RolloutState, now: float,
     """The next action from the persisted `state`.
 
     `verdict`: the result of the `Analyse` the previous transition asked for:
-    {"verdict": pass|fail|inconclusive, "checks": [...numbers...], "summary": str}.
+    {"verdict": pass|fail|inconclusive, "checks": [...numbers...], "summary": str,
+    "pending_failure": bool (inconclusive only because a failure awaits confirmation: not
+    counted as too little traffic)}.
     `command`: an operator's promote | abort | undo, applied before anything else.
     Never mutates `state`.
     """
@@ -309,7 +311,7 @@ def _record(spec: RolloutSpec, s: RolloutState, now: float,
                          f"{summary}")
     if result == INCONCLUSIVE:
         s.step_passed = False
-        if pause_over:
+        if pause_over and not verdict.get("pending_failure"):
             s.inconclusive += 1
             if s.inconclusive > spec.max_inconclusive:
                 return _rollback(spec, s, now, FAILED,
