@@ -1,0 +1,41 @@
+"""`skserve up` and `skserve rollout` fail clearly when what they need is missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import SKSERVE
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([SKSERVE, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_up_without_haproxy_says_how_to_install_it(tmp_path):
+    bin_dir = str(Path(SKSERVE).parent)
+    out = run("up", "--slot", "blue=demand:v1", "--dir", str(tmp_path), env={"PATH": bin_dir})
+    assert out.returncode == 5, out.stderr
+    assert "haproxy and prometheus not found" in out.stderr
+    assert "apt-get install" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_up_rejects_an_unknown_slot(tmp_path):
+    out = run("up", "--slot", "red=demand:v1", "--dir", str(tmp_path))
+    assert out.returncode == 2 and "slot must be one of" in out.stderr
+    out = run("up", "--slot", "blue", "--dir", str(tmp_path))
+    assert out.returncode == 2 and "SLOT=MODEL" in out.stderr
+
+
+def test_rollout_without_a_stack_names_the_fix(tmp_path):
+    for args in (["status"], ["start", "--to", "demand:v1"], ["abort"]):
+        out = run("rollout", *args, "--local", "--dir", str(tmp_path))
+        assert out.returncode == 5, out.stderr
+        assert "skserve up --slot" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_down_with_nothing_running_is_fine(tmp_path):
+    out = run("down", "--dir", str(tmp_path))
+    assert out.returncode == 0 and "nothing running" in out.stderr
