@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -51,7 +53,8 @@ def main() -> int:
     load = subprocess.Popen([skserve, "loadtest", "--host", stack["url"], "--users",
                              str(args.users), "--duration", "10m", "--mix", "predict=1",
                              "--report-dir", str(home / "loadtest")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # its Locust child goes with it
     rows = []
     try:
         time.sleep(5)
@@ -59,9 +62,10 @@ def main() -> int:
             rows.append(run_one(skserve, root, stack, name, versions[name], args.pause))
             print(rows[-1], file=sys.stderr)
     finally:
-        load.terminate()
+        os.killpg(load.pid, signal.SIGTERM)
         load.wait(60)
         subprocess.run([skserve, "down", "--dir", str(root)], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
     columns = ["version", "outcome", "first step → end s", "requests to it", "decided by"]
     table = markdown_table(rows, columns, {"first step → end s": ".1f"})
     print(table)
