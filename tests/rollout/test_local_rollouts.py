@@ -285,7 +285,7 @@ def test_blue_green_switch_fails_no_request_and_undo_goes_back(stack, versions):
     assert versions["live"] in served and versions["good"] in served
 
 
-def test_abort_rolls_back_and_exits_4(stack, versions):
+def test_a_second_controller_is_refused_and_abort_rolls_back_with_exit_4(stack, versions):
     proc = subprocess.Popen([SKSERVE, "rollout", "start", "--local", "--dir",
                              str(stack["root"]), "--to", versions["shifted"], "--steps", "10",
                              "--pause", "60s", "--no-analysis", "--lease-ttl", "3s"],
@@ -298,6 +298,8 @@ def test_abort_rolls_back_and_exits_4(stack, versions):
                 st.get("weights", {}).get(doc["spec"]["canary_slot"]) == 10:
             break
         time.sleep(0.3)
+    second, _, _ = rollout(stack, "start", "--lease-ttl", "1s")  # a live controller renews
+    assert second.returncode == 5 and "is running this rollout" in second.stderr
     abort, _, _ = rollout(stack, "abort")
     assert abort.returncode == 4, abort.stderr
     assert proc.wait(60) == 4
