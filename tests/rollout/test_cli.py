@@ -39,3 +39,29 @@ def test_rollout_without_a_stack_names_the_fix(tmp_path):
 def test_down_with_nothing_running_is_fine(tmp_path):
     out = run("down", "--dir", str(tmp_path))
     assert out.returncode == 0 and "nothing running" in out.stderr
+
+
+def test_analysis_file_replaces_the_default_checks(tmp_path):
+    import argparse
+
+    import pytest
+
+    from skserve.errors import InvalidInput
+    from skserve.rollout.cli import _templates
+
+    path = tmp_path / "analysis.yaml"
+    path.write_text(
+        "- {name: success, kind: success_rate, threshold: 0.995, min_samples: 200}\n"
+        "- name: cpu\n  kind: promql\n"
+        "  query: sum(rate(process_cpu_seconds_total{{{canary}}}[{window}]))\n"
+        "  success_condition: '< 0.8'\n  interval_s: 30\n")
+    args = argparse.Namespace(no_analysis=False, analysis=path)
+    got = _templates(args, "unused:tag")
+    assert [t["name"] for t in got] == ["success", "cpu"]
+    assert got[0]["min_samples"] == 200 and got[1]["interval_s"] == 30
+    path.write_text("- {name: x, kind: success_rate, threshold: 0.9, colour: red}\n")
+    with pytest.raises(InvalidInput, match=r"analysis.yaml, template 1: .*unknown field"):
+        _templates(args, "unused:tag")
+    path.write_text("name: not a list\n")
+    with pytest.raises(InvalidInput, match="a list of analysis templates"):
+        _templates(args, "unused:tag")

@@ -255,9 +255,15 @@ def _templates(args: argparse.Namespace, stable_tag: str) -> list[dict[str, Any]
             docs = yaml.safe_load(args.analysis.read_text())
         except (OSError, yaml.YAMLError) as exc:
             raise InvalidInput(f"{args.analysis}: {exc}") from exc
-        if not isinstance(docs, list):
+        if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
             raise InvalidInput(f"{args.analysis}: expected a list of analysis templates")
-        return [analysis.MetricTemplate.from_dict(d).to_dict() for d in docs]
+        out = []
+        for i, doc in enumerate(docs):
+            try:
+                out.append(analysis.MetricTemplate.from_dict(doc).to_dict())
+            except (InvalidInput, TypeError) as exc:
+                raise InvalidInput(f"{args.analysis}, template {i + 1}: {exc}") from None
+        return out
     shift = args.max_prediction_shift
     if shift is None:
         from .. import store
