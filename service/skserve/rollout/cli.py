@@ -452,5 +452,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     elif sys.stdout.isatty() and not args.once:
         live(lambda: document(local.store, local.release))
     else:
-        print(plain(doc))
+        try:
+            print(plain(doc), flush=True)
+        except BrokenPipeError:  # `status | head`: the reader has what it wanted
+            sys.stdout = None
     return 0

@@ -31,7 +31,10 @@ def _steps(spec: RolloutSpec, st: RolloutState) -> list[tuple[str, str, str, str
     for i, step in enumerate(spec.steps):
         runs = [a for a in st.analyses if a.get("step") == i]
         verdict = runs[-1]["verdict"] if runs else ""
-        if i < st.step or st.phase in ("Promoted", "Succeeded"):
+        if step.analysis and not runs and (i < st.step or st.phase in ("Promoted",
+                                                                        "Succeeded")):
+            where = "skipped"  # promoted by an operator before it ran
+        elif i < st.step or st.phase in ("Promoted", "Succeeded"):
             where = "done"
         elif i == st.step and st.phase == "Progressing":
             where = "current"
