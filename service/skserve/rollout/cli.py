@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -225,11 +226,14 @@ def cmd_down(args: argparse.Namespace) -> int:
 class Local:
     """The local edges for one release: the stack, its store, router and Prometheus."""
 
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, args: argparse.Namespace, need_stack: bool = True):
         from . import stack
 
         self.root = stack.stack_dir(args.dir)
-        self.stack = stack.Stack(self.root).require()
+        found = stack.Stack(self.root)
+        self.stack = found.require() if need_stack else found.read()
+        if not self.stack:
+            found.require()  # raises, saying how to start one
         self.release = args.release or self.stack.get("release", "local")
         self.store = LocalStore(self.root / "rollouts")
 
@@ -445,7 +449,7 @@ def cmd_command(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import document, live, plain
 
-    local = Local(args)
+    local = Local(args, need_stack=False)  # the record outlives `skserve down`
     doc = document(local.store, local.release)
     if args.json:
         print(json.dumps(doc, default=str))
@@ -455,5 +459,5 @@ def cmd_status(args: argparse.Namespace) -> int:
         try:
             print(plain(doc), flush=True)
         except BrokenPipeError:  # `status | head`: the reader has what it wanted
-            sys.stdout = None
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
