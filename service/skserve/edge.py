@@ -4,8 +4,9 @@
 - refuses a body over the size limit with 413 before anything reads it: by Content-Length
   when there is one; a chunked body is counted as it arrives and refused as soon as it passes
   the limit, so a worker never holds more than the limit of any body;
-- refuses a non-JSON body on the prediction routes with 415 (BentoML would parse any media
-  type as JSON);
+- refuses a non-JSON body on the prediction routes (/predict, /predict_batch and V2
+  `/v2/models/.../infer`) with 415 (BentoML would parse any media type as JSON; the V2
+  binary tensor extension is not served);
 - answers GET /metadata and GET /docs.json from memory and adds `x-model-version` to
   prediction answers;
 - answers `Connection: close` once the drain file exists;
@@ -42,6 +43,11 @@ LOG_BODY_BYTES = 16 * 1024  # how much of a 4xx answer is read to name the field
 JSON = b"application/json"
 CLOSE = (b"connection", b"close")
 PREDICT_PATHS = frozenset({"/predict", "/predict_batch"})
+
+
+def is_prediction(path: str) -> bool:
+    """A route that scores rows: /predict, /predict_batch, a V2 infer."""
+    return path in PREDICT_PATHS or (path.startswith("/v2/models/") and path.endswith("/infer"))
 
 
 def row_bytes(schema: FeatureSchema) -> int:
@@ -131,7 +137,8 @@ class EdgeMiddleware:
                 ctype = value
             elif name == b"transfer-encoding":
                 chunked = value
-        extra = [self.header] if path in PREDICT_PATHS or path == "/metadata" else []
+        predicting = is_prediction(path)
+        extra = [self.header] if predicting or path == "/metadata" else []
         if self.drain_file and os.path.exists(self.drain_file):
             extra.append(CLOSE)
         if method in ("GET", "HEAD") and path in ("/metadata", "/docs.json"):
@@ -141,7 +148,7 @@ class EdgeMiddleware:
         if length is not None and length > self.max_body:
             await self._too_large(send, method, path, extra, length)
             return
-        if path in PREDICT_PATHS and method == "POST" and ctype is not None \
+        if predicting and method == "POST" and ctype is not None \
                 and ctype.split(b";")[0].strip().lower() != JSON:
             detail = [{"loc": ["header", "content-type"], "type": "content_type",
                        "msg": f"got {ctype.decode(errors='replace')!r}"}]

@@ -2,6 +2,12 @@
 
 BentoML runs prometheus_client in multiprocess mode, so these are created in the worker and
 show up beside `bentoml_service_*` at `/metrics`.
+
+What a model's answers look like, per version, for comparing versions in a rollout:
+- regressors: `skserve_prediction_value` (histogram over the target's training range);
+- classifiers: `skserve_predicted_class_total{class}` (rows per predicted class: the class
+  mix is its rate by class over the sum) and, with predict_proba,
+  `skserve_prediction_confidence_ratio` (histogram of the top class's probability).
 """
 
 from __future__ import annotations
@@ -9,8 +15,13 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
+from .outputs import Scores, Task
 from .schema import FeatureSchema
 from .store import ModelInfo
+
+# The top class's probability is at least 1/classes: finer where decisions are made.
+CONFIDENCE_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9,
+                      0.95, 0.99, 1.0]
 
 
 def value_buckets(low: float | None, high: float | None, n: int = 12) -> list[float]:
@@ -22,14 +33,29 @@ def value_buckets(low: float | None, high: float | None, n: int = 12) -> list[fl
 
 
 class ServiceMetrics:
-    """Predicted values, rows scored, out-of-range inputs, batch sizes and model info."""
+    """Predicted values or classes, rows scored, out-of-range inputs, batch sizes and model
+    info."""
 
-    def __init__(self, info: ModelInfo, schema: FeatureSchema):
+    def __init__(self, info: ModelInfo, schema: FeatureSchema, task: Task):
         self.version = info.tag
-        self.values = Histogram(
-            "skserve_prediction_value", "Predicted values of the model's target.",
-            ["model_version"], buckets=value_buckets(schema.target_min, schema.target_max),
-        ).labels(self.version)
+        self.task = task
+        if task.is_classifier:
+            classes = Counter(
+                "skserve_predicted_class", "Rows scored, by predicted class (the label's key: "
+                "text as it is, other labels as JSON).", ["model_version", "class"])
+            # every class exported from the start (zeros), so a class mix is complete at once
+            self.classes = {label: classes.labels(self.version, key)
+                            for label, key in zip(task.classes, task.keys, strict=True)}
+            self.confidence = Histogram(
+                "skserve_prediction_confidence_ratio",
+                "Probability of the predicted top class (predict_proba's row maximum).",
+                ["model_version"], buckets=CONFIDENCE_BUCKETS,
+            ).labels(self.version) if task.has_proba else None
+        else:
+            self.values = Histogram(
+                "skserve_prediction_value", "Predicted values of the model's target.",
+                ["model_version"], buckets=value_buckets(schema.target_min, schema.target_max),
+            ).labels(self.version)
         self.rows = Counter(
             "skserve_predictions", "Rows scored by the model.", ["model_version"],
         ).labels(self.version)
@@ -56,11 +82,20 @@ class ServiceMetrics:
         """Before a model call: its rows (every call, also one that then fails)."""
         self.batch_rows.observe(rows)
 
-    def observe_scored(self, values: np.ndarray, out_of_range: dict[str, int]) -> None:
+    def observe_scored(self, scores: Scores, out_of_range: dict[str, int]) -> None:
         """After a model call that succeeded: the rows it scored, their predicted values
-        and, per feature, the inputs outside the training range."""
-        self.rows.inc(len(values))
-        for value in values:
-            self.values.observe(float(value))
+        (or classes and top-class probabilities) and, per feature, the inputs outside the
+        training range."""
+        self.rows.inc(len(scores))
+        if self.task.is_classifier:
+            labels, counts = np.unique(np.asarray(scores.values), return_counts=True)
+            for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
+                self.classes[label].inc(count)
+            if self.confidence is not None:
+                for p in scores.confidence().tolist():
+                    self.confidence.observe(p)
+        else:
+            for value in scores.values.tolist():
+                self.values.observe(value)
         for feature, count in out_of_range.items():
             self.out_of_range.labels(self.version, feature).inc(count)

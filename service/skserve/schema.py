@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 
 from .errors import InvalidInput
 from .validation import Rule
+
+if TYPE_CHECKING:
+    from .outputs import Task
 
 Dtype = Literal["float", "int", "category", "datetime"]
 
@@ -173,16 +176,65 @@ def out_of_range_counts(schema: FeatureSchema, frame: pd.DataFrame) -> dict[str,
 
 
 def example_row(schema: FeatureSchema) -> dict[str, Any]:
-    """A valid request row: numbers at the middle of their training range, first categories."""
+    """A valid request row: numbers at the middle of their training range, the last level of
+    closed sets, the latest training timestamp; for what training did not bound, a plain
+    valid value (0, "text", 2014-06-01T12:00:00)."""
     row: dict[str, Any] = {}
     for f in schema.features:
         if f.dtype == "datetime":
             row[f.name] = str(f.max or "2014-06-01T12:00:00")
         elif f.categories:
             row[f.name] = f.categories[-1]
+        elif f.dtype == "category":
+            row[f.name] = "text"
         elif f.min is not None and f.max is not None:
             mid = (float(f.min) + float(f.max)) / 2
             row[f.name] = round(mid) if f.dtype == "int" else round(mid, 3)
         else:
-            row[f.name] = None
+            row[f.name] = 0 if f.dtype == "int" else 0.0
     return row
+
+
+def response_model(task: Task, target: str, name: str = "Prediction") -> type[BaseModel]:
+    """The pydantic model of one prediction for this model's task (see `outputs`):
+
+    - regression: `{"prediction": float, "model_version": str}`;
+    - classification: `{"label": <a class, its own JSON type>, "probabilities": {key: p}
+      (only with predict_proba), "model_version": str}`.
+
+    The JSON Schema lists the classes (`enum`) and the probability keys, so a client knows
+    every possible answer from /docs.json."""
+    version = (str, Field(description="the model tag that made this prediction"))
+    if not task.is_classifier:
+        return create_model(name, prediction=(float, Field(description=f"predicted {target}")),
+                            model_version=version)
+    label_schema = {"type": task.label_type, "enum": list(task.classes)}
+    fields: dict[str, Any] = {"label": (
+        Annotated[Any, WithJsonSchema(label_schema)],
+        Field(description=f"predicted {target} (the estimator's predict)"))}
+    if task.has_proba:
+        keys = task.keys
+        proba_schema = {"type": "object", "additionalProperties": False, "required": keys,
+                        "properties": {k: {"type": "number", "minimum": 0, "maximum": 1}
+                                       for k in keys}}
+        fields["probabilities"] = (
+            Annotated[dict[str, float], WithJsonSchema(proba_schema)],
+            Field(description="probability of each class (predict_proba), keyed by class key: "
+                              "the label if it is text, else its JSON text; /metadata lists "
+                              "`classes` and `class_keys` in the same order"))
+    return create_model(name, **fields, model_version=version)
+
+
+def example_answer(task: Task, schema: FeatureSchema, model_version: str) -> dict[str, Any]:
+    """An illustrative answer of the model's shape (not a real prediction): the middle of the
+    target range, or the first class at 0.8 with the rest sharing 0.2."""
+    if not task.is_classifier:
+        low, high = schema.target_min, schema.target_max
+        value = round((low + high) / 2, 3) if low is not None and high is not None else 0.0
+        return {"prediction": value, "model_version": model_version}
+    answer: dict[str, Any] = {"label": task.classes[0] if task.classes else None}
+    if task.has_proba:
+        rest = round(0.2 / max(len(task.keys) - 1, 1), 6)
+        answer["probabilities"] = {k: (0.8 if i == 0 else rest) for i, k in enumerate(task.keys)}
+    answer["model_version"] = model_version
+    return answer

@@ -13,16 +13,24 @@ import re
 from typing import Annotated, Any
 
 import bentoml
-import numpy as np
 from _bentoml_sdk.io_models import IORootModel
 from pydantic import BaseModel, Field
 
-from . import __version__, logs, store
+from . import __version__, logs, store, v2
 from .batching import MicroBatcher
 from .edge import EdgeMiddleware, RowsValidator, default_max_body_bytes
 from .errors import InvalidInput
 from .metrics import ServiceMetrics
-from .schema import out_of_range_counts, request_model, rows_to_frame
+from .openapi import complete_openapi
+from .outputs import Task, score
+from .schema import (
+    example_answer,
+    example_row,
+    out_of_range_counts,
+    request_model,
+    response_model,
+    rows_to_frame,
+)
 
 logs.configure()  # after BentoML's own logging set-up, which ran before this import
 
@@ -31,6 +39,8 @@ WORKERS = int(os.environ.get("SKSERVE_WORKERS", "2"))
 
 INFO = store.get_info(os.environ.get("SKSERVE_MODEL", store.DEFAULT_MODEL))
 SCHEMA = INFO.schema
+TASK = Task.of(INFO)
+KEYS = TASK.keys
 MAX_BODY_BYTES = int(os.environ.get("SKSERVE_MAX_BODY_BYTES")
                      or default_max_body_bytes(SCHEMA, MAX_BATCH_ROWS))
 if MAX_BODY_BYTES < 1:
@@ -55,9 +65,9 @@ class RowList(IORootModel[Rows]):  # type: ignore[valid-type]
         return cls.model_construct(root=ROWS(json_data))
 
 
-class Prediction(BaseModel):
-    prediction: float = Field(description=f"predicted {SCHEMA.target}")
-    model_version: str = Field(description="the model tag that made this prediction")
+Prediction = response_model(TASK, SCHEMA.target)
+EXAMPLE_ROW = dict(INFO.metadata.get("input_example") or example_row(SCHEMA))
+V2_MODEL = v2.Model(INFO.name, INFO.version, SCHEMA, TASK, MAX_BATCH_ROWS)
 
 
 def api_version(info: store.ModelInfo) -> str:
@@ -68,10 +78,13 @@ def api_version(info: store.ModelInfo) -> str:
 
 def openapi_document() -> dict[str, Any]:
     """BentoML's OpenAPI document for this service, with `info.version` set (BentoML puts
-    the version of a built Bento there, "None" when serving from source as skserve does)."""
+    the version of a built Bento there, "None" when serving from source as skserve does),
+    an example request and answer on every endpoint, /metadata and the V2 protocol."""
     document = SKServe.openapi_spec.asdict()
     document["info"]["version"] = api_version(INFO)
-    return document
+    answer = example_answer(TASK, SCHEMA, INFO.tag)
+    return complete_openapi(document, EXAMPLE_ROW, answer, metadata_document(INFO),
+                            v2.openapi_paths(V2_MODEL, EXAMPLE_ROW, answer))
 
 
 def metadata_document(info: store.ModelInfo) -> dict[str, Any]:
@@ -85,8 +98,15 @@ def metadata_document(info: store.ModelInfo) -> dict[str, Any]:
         "metrics": meta.get("metrics"),
         "trained_at": meta.get("trained_at"),
         "dataset": meta.get("dataset"),
+        "task": TASK.kind,
         "target": SCHEMA.target,
+        "classes": list(TASK.classes),
+        "class_keys": KEYS,
+        "has_proba": TASK.has_proba,
         "features": [f.__dict__ for f in SCHEMA.features],
+        "input_example": EXAMPLE_ROW,
+        "packages": meta.get("packages"),
+        "source": meta.get("source"),
         "max_batch_rows": MAX_BATCH_ROWS,
         "max_body_bytes": MAX_BODY_BYTES,
         "labels": info.labels,
@@ -105,36 +125,54 @@ class SKServe:
 
     def __init__(self) -> None:
         self.pipeline, self.info = store.load(INFO.tag)
+        TASK.check(self.pipeline)
         self.version = self.info.tag
-        self.metrics = ServiceMetrics(self.info, SCHEMA)
-        self.batcher: MicroBatcher[Any, float] = MicroBatcher(self._predict_rows, MAX_BATCH_ROWS)
+        self.metrics = ServiceMetrics(self.info, SCHEMA, TASK)
+        self.batcher: MicroBatcher[dict, Any] = MicroBatcher(self._predict_rows, MAX_BATCH_ROWS)
 
-    def _predict_rows(self, rows: list[BaseModel]) -> list[float]:
-        """The one place the model is called: /predict (through the micro-batcher) and
-        /predict_batch (through BentoML's adaptive batching) both come here, so every model
-        call records the same metrics."""
-        frame = rows_to_frame(SCHEMA, [row.__dict__ for row in rows])
+    def _predict_rows(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """The one place the model is called: /predict, /predict_batch and V2 infer all come
+        here through the micro-batcher, so every model call records the same metrics.
+
+        One output per row: a regressor's float; a classifier's (label, probabilities in
+        class order or None)."""
+        frame = rows_to_frame(SCHEMA, rows)
         self.metrics.observe_call(len(frame))
-        values = np.asarray(self.pipeline.predict(frame), dtype=float)
-        self.metrics.observe_scored(values, out_of_range_counts(SCHEMA, frame))
-        return values.tolist()
+        scores = score(self.pipeline, TASK, frame)
+        self.metrics.observe_scored(scores, out_of_range_counts(SCHEMA, frame))
+        if not TASK.is_classifier:
+            return scores.values.tolist()
+        if scores.proba is None:
+            return [(label, None) for label in scores.values]
+        return list(zip(scores.values, scores.proba.tolist(), strict=True))
+
+    def _answer(self, output: Any) -> BaseModel:
+        if not TASK.is_classifier:
+            return Prediction(prediction=output, model_version=self.version)
+        label, proba = output
+        if proba is None:
+            return Prediction(label=label, model_version=self.version)
+        return Prediction(label=label, probabilities=dict(zip(KEYS, proba, strict=True)),
+                          model_version=self.version)
 
     @bentoml.api(route="/predict")
     async def predict(self, row: Row, /) -> Prediction:  # type: ignore[valid-type]
         """Predict one row. Concurrent requests are merged into one model call."""
-        value = await self.batcher.submit(row)
-        return Prediction(prediction=value, model_version=self.version)
+        return self._answer(await self.batcher.submit(row.__dict__))
 
-    @bentoml.api(route="/predict_batch", input_spec=RowList, batchable=True,
-                 max_batch_size=MAX_BATCH_ROWS, max_latency_ms=10_000)
-    def predict_batch(self, rows: Rows, /) -> list[Prediction]:  # type: ignore[valid-type]
+    @bentoml.api(route="/predict_batch", input_spec=RowList)
+    async def predict_batch(self, rows: Rows, /) -> list[Prediction]:  # type: ignore[valid-type]
         """Predict a list of rows (at most `SKSERVE_MAX_BATCH_ROWS`, default 1000).
 
-        BentoML's adaptive batching merges lists from concurrent requests into one call."""
-        return [Prediction(prediction=v, model_version=self.version)
-                for v in self._predict_rows(rows)]
+        Lists from concurrent requests are merged into one model call; if that call fails,
+        each request is re-run alone, so only a request with a row the model cannot score
+        fails."""
+        outputs = await self.batcher.submit_many([row.__dict__ for row in rows])
+        return [self._answer(output) for output in outputs]
 
 
+bentoml.asgi_app(v2.app(V2_MODEL, lambda: bentoml.get_current_service().batcher.submit_many),
+                 path="/")(SKServe)
 SKServe.add_asgi_middleware(
     EdgeMiddleware,
     model_version=INFO.tag,
