@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import InputNotFound, InvalidInput, JobFailed
+from ..outputs import Scores, Task, proba_column
 from . import output as out
 from .inputs import Piece, read_minibatches, resolve_inputs, scan
 from .plan import (
@@ -88,13 +89,40 @@ class ThresholdExceeded(JobFailed):
 # ---------------------------------------------------------------- per mini-batch records
 
 
-def output_schema(id_column: str | None) -> pa.Schema:
+LABEL_ARROW = {"string": pa.string(), "integer": pa.int64(), "boolean": pa.bool_(),
+               "number": pa.float64()}
+
+
+def prediction_fields(task: Task) -> list[pa.Field]:
+    """A regressor's `prediction` (float64); a classifier's `label` (in the labels' own type:
+    string, int64, bool or float64) and, with predict_proba, one float64 column per class
+    in class order, named by `outputs.proba_column` (`proba_<key>`, percent-encoded)."""
+    if not task.is_classifier:
+        return [pa.field("prediction", pa.float64())]
+    probas = [pa.field(proba_column(k), pa.float64()) for k in task.keys] if task.has_proba \
+        else []
+    return [pa.field("label", LABEL_ARROW[task.label_type]), *probas]
+
+
+def output_schema(id_column: str | None, task: Task) -> pa.Schema:
     """The columns of every append_row output, shard and merged, rows or none: the key
-    (`file`, `row`, or the id column) and the prediction."""
+    (`file`, `row`, or the id column) and the prediction (`prediction_fields`). An id
+    column named like a prediction column is refused (InvalidInput)."""
     keys = ([pa.field(id_column, pa.string())] if id_column else
             [pa.field("file", pa.dictionary(pa.int32(), pa.string())),
              pa.field("row", pa.int64())])
-    return pa.schema([*keys, pa.field("prediction", pa.float64())])
+    predictions = prediction_fields(task)
+    if id_column in {f.name for f in predictions}:
+        raise InvalidInput(f"--id-column {id_column!r} is also a prediction column of this "
+                           "model's output; rename the id column")
+    return pa.schema([*keys, *predictions])
+
+
+def task_of(result: dict[str, Any]) -> Task:
+    """The output task a job_result.json records (results written before tasks: regression)."""
+    recorded = result.get("task") or {"kind": "regression"}
+    return Task(recorded["kind"], tuple(recorded.get("classes", ())),
+                bool(recorded.get("has_proba", False)))
 
 
 def _keys(mb: MiniBatch, frame: pd.DataFrame | None, id_column: str | None) -> dict[str, Any]:
@@ -108,7 +136,7 @@ def _keys(mb: MiniBatch, frame: pd.DataFrame | None, id_column: str | None) -> d
             "row": np.arange(mb.start, mb.stop, dtype=np.int64)}
 
 
-def _predictions_table(keys: dict[str, Any], good: np.ndarray, predictions: np.ndarray,
+def _predictions_table(keys: dict[str, Any], good: np.ndarray, scores: Scores,
                        mb: MiniBatch, schema: pa.Schema) -> pa.Table:
     cols: dict[str, Any] = {}
     for name, values in keys.items():
@@ -118,7 +146,11 @@ def _predictions_table(keys: dict[str, Any], good: np.ndarray, predictions: np.n
                 pa.array(np.zeros(len(chosen), dtype=np.int32)), pa.array([mb.file]))
         else:
             cols[name] = chosen
-    return pa.table({**cols, "prediction": predictions}, schema=schema)
+    predicted = schema.names[len(keys):]  # prediction or label, then any proba_ columns
+    cols[predicted[0]] = scores.values
+    for j, name in enumerate(predicted[1:]):
+        cols[name] = scores.proba[:, j]  # type: ignore[index]
+    return pa.table(cols, schema=schema)
 
 
 def _json_value(value: Any) -> Any:
@@ -250,6 +282,8 @@ class Job:
         self.logs = self.dir / "logs"
         self.state = self.dir / "state"
         self.parquet = out.is_parquet(opts.output_file_name)
+        self.task = Task("regression")  # the model's, set once its info is read
+        self.schema = output_schema(opts.id_column, self.task)
 
     def part(self, index: int, kind: str) -> Path:
         ext = {"pred": ".parquet" if self.parquet else ".csv", "errors": ".jsonl",
@@ -278,6 +312,8 @@ def run_job(opts: RunOptions, say: Callable[[str], None] | None = None) -> dict[
     started_at = _now()
     job = Job(opts)
     info = store.get_info(opts.model)
+    job.task = Task.of(info)
+    job.schema = output_schema(opts.id_column, job.task)
     files = resolve_inputs(opts.inputs)
     listing = [scan(f) for f in files]
     everything = plan_minibatches(listing, opts.mini_batch_size)
@@ -452,25 +488,41 @@ def _commit(job: Job, piece: Piece, scored: Scored, opts: RunOptions) -> dict[st
     elif error_rows.any():
         out.write_jsonl(job.part(mb.index, "errors"),
                         _error_records(piece, keys, error_rows, reasons))
-    preds = scored.predictions if not failed else np.empty(0)
+    scores = scored.predictions if not failed and scored.predictions is not None \
+        else Scores(np.empty(0))
     if opts.output_action == "append_row" and not failed:
-        table = _predictions_table(keys, good, preds, mb, output_schema(opts.id_column))
+        table = _predictions_table(keys, good, scores, mb, job.schema)
         out.write_table(job.part(mb.index, "pred"), table)
     record = {
         "index": mb.index, "file": mb.file, "start": mb.start, "stop": mb.stop,
-        "rows": mb.rows, "scored": len(preds), "bad": int(bad_rows.sum()),
-        "failed": failed_items(mb.rows, len(preds), unreadable), "unreadable": unreadable,
+        "rows": mb.rows, "scored": len(scores), "bad": int(bad_rows.sum()),
+        "failed": failed_items(mb.rows, len(scores), unreadable), "unreadable": unreadable,
         "error": scored.error, "attempts": scored.attempts, "seconds": round(scored.seconds, 5),
         "first_reason": scored.error if unreadable else next((r for r in reasons if r), None),
-        "pred_sum": float(preds.sum()) if len(preds) else 0.0,
-        "pred_min": float(preds.min()) if len(preds) else None,
-        "pred_max": float(preds.max()) if len(preds) else None,
+        **_statistics(job.task, scores),
     }
     out.write_json(job.part(mb.index, "done"), record)
     return record
 
 
+def _statistics(task: Task, scores: Scores) -> dict[str, Any]:
+    """A mini-batch's predictions in brief: sum, min and max of a regressor's; the rows per
+    predicted class (by class key) of a classifier's."""
+    if task.is_classifier:
+        labels, counts = np.unique(np.asarray(scores.values), return_counts=True)
+        keys = dict(zip(task.classes, task.keys, strict=True))
+        return {"classes": {keys[label]: n for label, n in zip(labels.tolist(), counts.tolist(),
+                                                               strict=True)},
+                "pred_sum": 0.0, "pred_min": None, "pred_max": None}  # what _summary adds up
+    preds = scores.values
+    return {"pred_sum": float(preds.sum()) if len(preds) else 0.0,
+            "pred_min": float(preds.min()) if len(preds) else None,
+            "pred_max": float(preds.max()) if len(preds) else None}
+
+
 def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per file: rows, scored, failed and the predictions' mean, min and max (regression) or
+    rows per predicted class (classification)."""
     per_file: dict[str, dict[str, Any]] = {}
     for r in records:
         s = per_file.setdefault(r["file"], {"rows": 0, "scored": 0, "failed": 0, "sum": 0.0,
@@ -478,13 +530,19 @@ def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         s["rows"] += r["rows"]
         s["scored"] += r["scored"]
         s["failed"] += r["failed"]
+        for key, n in r.get("classes", {}).items():
+            classes = s.setdefault("classes", {})
+            classes[key] = classes.get(key, 0) + n
         s["sum"] += r["pred_sum"]
         for key, pick in (("min", min), ("max", max)):
             if r[f"pred_{key}"] is not None:
                 s[key] = r[f"pred_{key}"] if s[key] is None else pick(s[key], r[f"pred_{key}"])
     for s in per_file.values():
         total = s.pop("sum")
-        s["mean"] = total / s["scored"] if s["scored"] else None
+        if "classes" in s:  # a classifier's labels have no mean, min or max
+            del s["min"], s["max"]
+        else:
+            s["mean"] = total / s["scored"] if s["scored"] else None
     return per_file
 
 
@@ -500,7 +558,7 @@ def _finalize(job: Job, info: Any, listing: list[InputFile], mine: list[MiniBatc
     if failure is None and opts.output_action == "append_row":
         parts = [job.part(i, "pred") for i in done if job.part(i, "pred").exists()]
         output_file = job.dir / opts.output_file_name
-        out.concat_files(parts, output_file, output_schema(opts.id_column))
+        out.concat_files(parts, output_file, job.schema)
         sha = out.sha256_file(output_file)
     errors_file = job.logs / "errors.jsonl"
     out.concat_files([job.part(i, "errors") for i in done if job.part(i, "errors").exists()],
@@ -511,6 +569,8 @@ def _finalize(job: Job, info: Any, listing: list[InputFile], mine: list[MiniBatc
         "message": failure or (f"scored {totals.rows_scored:,} of {totals.rows_done:,} rows; "
                                f"{totals.rows_failed:,} failed"),
         "model": info.tag,
+        "task": {"kind": job.task.kind, "classes": list(job.task.classes),
+                 "has_proba": job.task.has_proba},
         "fingerprint": fingerprint,
         "instance_index": opts.instance_index,
         "instance_count": opts.instance_count,
@@ -571,7 +631,7 @@ def try_merge(root: Path, output_file_name: str | None = None,
     manifest: dict[str, Any] = {"shards": [], "model": results[0]["model"],
                                 "fingerprint": results[0]["fingerprint"]}
     if results[0]["output_action"] == "append_row":
-        schema = output_schema(results[0]["options"]["id_column"])
+        schema = output_schema(results[0]["options"]["id_column"], task_of(results[0]))
         out.concat_files([Path(r["output_file"]) for r in results], root / name, schema)
         manifest["output_file"] = str(root / name)
         manifest["output_sha256"] = out.sha256_file(root / name)

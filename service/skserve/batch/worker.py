@@ -19,6 +19,8 @@ from ..console import set_thread_env
 
 set_thread_env()  # before scikit-learn loads OpenMP in a pool process
 
+from .. import outputs  # noqa: E402
+from ..outputs import Scores, Task  # noqa: E402
 from .validate import check_frame  # noqa: E402
 
 if TYPE_CHECKING:
@@ -35,7 +37,10 @@ def init(model_tag: str, id_column: str | None) -> None:
 
     pipeline, info = store.load(model_tag)
     threadpool_limits(limits=1)
-    _STATE.update(pipeline=pipeline, schema=info.schema, id_column=id_column, tag=info.tag)
+    task = Task.of(info)
+    task.check(pipeline)
+    _STATE.update(pipeline=pipeline, schema=info.schema, id_column=id_column, tag=info.tag,
+                  task=task)
 
 
 @dataclass
@@ -44,7 +49,7 @@ class Scored:
     ones, or the error that failed the whole mini-batch after its retries."""
 
     index: int
-    predictions: np.ndarray | None
+    predictions: Scores | None
     good: np.ndarray | None
     reasons: np.ndarray | None
     error: str | None = None
@@ -79,10 +84,12 @@ def _deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _predict(frame: pd.DataFrame) -> np.ndarray:
-    if len(frame) == 0:
-        return np.empty(0, dtype=float)
-    return np.asarray(_STATE["pipeline"].predict(frame), dtype=float)
+def _predict(frame: pd.DataFrame) -> Scores:
+    task: Task = _STATE["task"]
+    if len(frame) == 0:  # scikit-learn refuses an empty frame
+        return Scores(np.empty(0) if not task.is_classifier else [],
+                      np.empty((0, len(task.classes))) if task.has_proba else None)
+    return outputs.score(_STATE["pipeline"], task, frame)
 
 
 def score(piece: Piece, max_retries: int, timeout: float) -> Scored:
