@@ -119,3 +119,20 @@ def server(trained_model: str) -> Iterator[Server]:
     srv = start_server(trained_model, workers=2)
     yield srv
     stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def classifier_model() -> str:
+    """A real classifier in the test store (tests/classifiers.py: Titanic, text labels, with
+    predict_proba and an input example); its tag."""
+    from tests.classifiers import save_titanic
+
+    return save_titanic()
+
+
+@pytest.fixture(scope="session")
+def classifier_server(classifier_model: str) -> Iterator[Server]:
+    """A real `skserve serve` of the classifier (1 worker) on a free 127.0.0.1 port."""
+    srv = start_server(classifier_model, workers=1)
+    yield srv
+    stop_server(srv)

@@ -43,7 +43,8 @@ def _example(operation: dict[str, Any], request: Any, answer: Any) -> None:
     body = operation.get("requestBody", {}).get("content", {}).get("application/json")
     if body is not None:
         body["example"] = request
-    ok = operation.get("responses", {}).get("200", {}).get("content", {})
+    responses = operation.get("responses", {})
+    ok = (responses.get("200") or responses.get(200) or {}).get("content", {})  # BentoML: int
     if "application/json" in ok:
         ok["application/json"]["example"] = answer
 

@@ -125,8 +125,9 @@ def test_metrics_are_present_and_move(server, model):
 
 def test_every_model_call_records_the_same_metrics(server, model):
     """Two concurrent 500-row batches raise the rows-per-call histogram's count by the
-    number of model calls (BentoML's own count of adaptive-batch calls; 1 or 2) and its sum
-    by 1000; single rows on /predict are counted the same way."""
+    number of model calls (1 when the micro-batcher merged them, else 2) and its sum by
+    1000, as many rows as the scored counter and the value histogram; single rows on
+    /predict are counted the same way."""
     _, info = model
     labels = {"model_version": info.tag}
 
@@ -134,9 +135,7 @@ def test_every_model_call_records_the_same_metrics(server, model):
         return {"count": metric(server, "skserve_model_batch_rows_count", **labels),
                 "sum": metric(server, "skserve_model_batch_rows_sum", **labels),
                 "rows": metric(server, "skserve_predictions_total", **labels),
-                "values": metric(server, "skserve_prediction_value_count", **labels),
-                "calls": metric(server, "bentoml_service_adaptive_batch_size_count",
-                                method_name="predict_batch")}
+                "values": metric(server, "skserve_prediction_value_count", **labels)}
 
     before = snapshot()
     statuses: list[int] = []
@@ -149,7 +148,7 @@ def test_every_model_call_records_the_same_metrics(server, model):
     after = snapshot()
     delta = {k: after[k] - before[k] for k in before}
     assert statuses == [200, 200]
-    assert delta["calls"] in (1, 2) and delta["count"] == delta["calls"], delta
+    assert delta["count"] in (1, 2), delta
     assert delta["sum"] == delta["rows"] == delta["values"] == 1000, delta
     for r in rows_for(info, 3):  # one at a time: one model call each
         assert post(server, "/predict", r)[0] == 200
