@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+ROW = "#/components/schemas/Row"  # schema.request_model's name
 METADATA_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["model", "name", "version", "task", "target", "features", "classes",
@@ -39,6 +40,22 @@ METADATA_SCHEMA: dict[str, Any] = {
 }
 
 
+def _openapi_30(schema: Any) -> Any:
+    """JSON Schema's `anyOf: [X, {type: null}]` (pydantic's, and `validation.Rule`'s for a
+    nullable feature) as OpenAPI 3.0 says it, `X` with `nullable: true`: the document is
+    OpenAPI 3.0, which has no null type (clients and schemathesis read it as 3.0)."""
+    if isinstance(schema, list):
+        return [_openapi_30(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    options = schema.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options and len(options) == 2:
+        other = next(o for o in options if o != {"type": "null"})
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        return _openapi_30({**rest, **other, "nullable": True})
+    return {k: _openapi_30(v) for k, v in schema.items()}
+
+
 def _example(operation: dict[str, Any], request: Any, answer: Any) -> None:
     body = operation.get("requestBody", {}).get("content", {}).get("application/json")
     if body is not None:
@@ -53,12 +70,18 @@ def complete_openapi(document: dict[str, Any], row: dict[str, Any], answer: dict
                      metadata: dict[str, Any], v2_paths: dict[str, Any]) -> dict[str, Any]:
     """`document` with examples (`row` for /predict, `[row]` for /predict_batch, `answer`
     and `[answer]` as their answers), GET /metadata and the V2 paths. Returns a new dict."""
-    doc = copy.deepcopy(document)
+    doc = _openapi_30(document)
     paths = doc.setdefault("paths", {})
-    if "post" in paths.get("/predict", {}):
-        _example(paths["/predict"]["post"], row, answer)
-    if "post" in paths.get("/predict_batch", {}):
-        _example(paths["/predict_batch"]["post"], [row], [answer])
+    rows_schema = {"type": "array", "items": {"$ref": ROW}, "minItems": 1,
+                   "maxItems": metadata["max_batch_rows"]}
+    for path, body, request, answers in (("/predict", {"$ref": ROW}, row, answer),
+                                         ("/predict_batch", rows_schema, [row], [answer])):
+        operation = paths.get(path, {}).get("post")
+        if operation is not None:
+            # BentoML inlines the row's fields and drops a nullable field's null on the way;
+            # its `Row` component has them right
+            operation["requestBody"]["content"]["application/json"]["schema"] = body
+            _example(operation, request, answers)
     paths["/metadata"] = {"get": {
         "summary": "the model: identity, task, classes, input features, limits",
         "tags": ["Service APIs"],

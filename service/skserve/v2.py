@@ -152,6 +152,11 @@ def parse_infer(body: bytes, model: Model, rules: dict[str, Rule]
                       [_fault(["body"], "json_invalid", str(exc))]) from None
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
         raise V2Error(400, "the body must be an object with a list of `inputs`")
+    for key, kind, test in (("id", "a string", str), ("parameters", "an object", dict),
+                            ("outputs", "a list", list)):
+        if key in request and not isinstance(request[key], test):
+            raise V2Error(400, f"`{key}` must be {kind}",
+                          [_fault([key], "type", f"must be {kind}")])
     tensors: dict[str, dict[str, Any]] = {}
     for i, tensor in enumerate(request["inputs"]):
         name = tensor.get("name") if isinstance(tensor, dict) else None
@@ -162,6 +167,9 @@ def parse_infer(body: bytes, model: Model, rules: dict[str, Rule]
             raise V2Error(400, f"input {name!r} is not a feature of {model.name} (features: "
                           f"{', '.join(rules)})", [_fault(["inputs", name], "extra_forbidden",
                                                           "not a feature")])
+        if not isinstance(tensor.get("parameters", {}), dict):
+            raise V2Error(400, f"input {name!r}: `parameters` must be an object",
+                          [_fault(["inputs", name, "parameters"], "type", "not an object")])
         if name in tensors:
             raise V2Error(400, f"input {name!r} is given twice",
                           [_fault(["inputs", name], "duplicate", "given twice")])
@@ -204,12 +212,10 @@ def parse_infer(body: bytes, model: Model, rules: dict[str, Rule]
         named = "; ".join(f"{f['loc'][1]}[{f['loc'][2]}]: {f['msg']}" for f in faults[:3])
         more = f" (and {len(faults) - 3} more)" if len(faults) > 3 else ""
         raise V2Error(400, f"{len(faults)} invalid value(s): {named}{more}", faults)
-    wanted = request.get("outputs")
     names = [o["name"] for o in model.outputs]
-    if wanted is None:
+    if "outputs" not in request:
         return rows, names, _request_id(request)
-    asked = [o.get("name") if isinstance(o, dict) else None for o in wanted] \
-        if isinstance(wanted, list) else [None]
+    asked = [o.get("name") if isinstance(o, dict) else None for o in request["outputs"]]
     unknown = [a for a in asked if a not in names]
     if unknown:
         raise V2Error(400, f"unknown output(s) {unknown}: this model has {names}",
@@ -218,8 +224,7 @@ def parse_infer(body: bytes, model: Model, rules: dict[str, Rule]
 
 
 def _request_id(request: dict[str, Any]) -> str | None:
-    rid = request.get("id")
-    return rid if isinstance(rid, str) else None
+    return request.get("id")
 
 
 def infer_answer(model: Model, outputs: Sequence[Any], wanted: list[str],

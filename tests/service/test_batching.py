@@ -122,3 +122,35 @@ def test_healthy_batches_are_not_re_run():
 
     assert asyncio.run(scenario()) == list(range(30))
     assert sum(calls) == 30
+
+
+def test_a_failing_request_fails_alone_and_lists_stay_whole():
+    """Requests of several rows merge into one call, each gets its own rows back in order;
+    when the merged call raises, each request is re-run alone and only the one holding the
+    bad row fails."""
+    calls: list[list[int]] = []
+    gate = threading.Event()
+
+    def predict(rows: list[int]) -> list[int]:
+        gate.wait(timeout=5)
+        calls.append(list(rows))
+        if 13 in rows:
+            raise ValueError("cannot score 13")
+        return [r * 10 for r in rows]
+
+    async def scenario():
+        batcher = MicroBatcher(predict, max_batch_size=64)
+        units = [list(range(i * 5, i * 5 + 5)) for i in range(6)]  # 13 is in units[2]
+        tasks = [asyncio.create_task(batcher.submit_many(u)) for u in units]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return units, await asyncio.gather(*tasks, return_exceptions=True)
+
+    units, results = asyncio.run(scenario())
+    for unit, result in zip(units, results, strict=True):
+        if 13 in unit:
+            assert isinstance(result, ValueError)
+        else:
+            assert list(result) == [r * 10 for r in unit]
+    assert calls[0] == [r for u in units for r in u]  # one merged call first
+    assert sorted(calls[1:]) == sorted(units)  # then each request alone, whole

@@ -27,7 +27,7 @@ from skserve import store
 from skserve.edge import RowsValidator, default_max_body_bytes
 from skserve.schema import example_row
 from tests.conftest import small_dataset, start_server, stop_server
-from tests.service.test_http import call, post, rows_for
+from tests.service.test_http import call, metric, post, rows_for
 
 MiB = 2**20
 PIECE = 64 * 1024
@@ -395,3 +395,34 @@ def test_a_bad_log_setting_is_one_line_naming_it():
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "SKSERVE_LOG_FORMAT='xml'" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_failing_list_fails_only_its_own_request(failing_server):
+    """Concurrent /predict_batch lists, one holding a row the model cannot score: the
+    micro-batcher merges them into one model call and, when that call raises, re-runs each
+    request alone, so only the guilty request is a 500. Rounds are repeated until a merged
+    call that held the bad list is seen failing and re-run (the rows the model was called
+    with exceed the rows sent) — bounded at 20 rounds."""
+    info = store.get_info(failing_server.model)
+    good = [{**row, "WorkDay": 1} for row in rows_for(info, 30)]  # within its 4096 bytes
+    bad = [*good[:-1], {**good[-1], "WorkDay": 0}]
+    version = {"model_version": info.tag}
+    merged_failures = 0
+    for _ in range(20):
+        before = metric(failing_server, "skserve_model_batch_rows_sum", **version)
+        results: dict[int, int] = {}
+        bodies = [bad if i == 3 else good for i in range(8)]
+        threads = [threading.Thread(target=lambda i=i, b=b, r=results: r.__setitem__(
+            i, post(failing_server, "/predict_batch", b)[0])) for i, b in enumerate(bodies)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert results == {i: 500 if i == 3 else 200 for i in range(8)}, results
+        sent = sum(len(b) for b in bodies)
+        called = metric(failing_server, "skserve_model_batch_rows_sum", **version) - before
+        merged_failures += called > sent
+        if merged_failures:
+            break
+    assert merged_failures, "no merged call with the bad list in 20 rounds"
