@@ -3,16 +3,21 @@ limit, in one run on this machine; prints a table and updates BENCHMARKS.md.
 
 Every server gets the same stored model, 2 workers and one BLAS thread per worker. Locust
 (FastHttpUser, closed loop, one row per request) runs pinned to core 0 for a bounded time;
-rounds interleave the servers so drift in machine load hits them alike.
+rounds interleave the servers so drift in machine load hits them alike. `--against REF`
+adds skserve's /predict as of a git ref (e.g. `main`), run from that ref's source with this
+venv's packages: a change's cost, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +37,7 @@ TARGETS = {
     # name: (server argv, Locust mix)
     "skserve /predict (micro-batched)": ([str(BIN / "skserve"), "serve", "--port", "{port}",
                                           "--workers", "2"], "predict=1"),
-    "skserve /predict_batch, 1 row (BentoML adaptive batching)": (
+    "skserve /predict_batch, 1 row (micro-batched)": (
         [str(BIN / "skserve"), "serve", "--port", "{port}", "--workers", "2"],
         "predict_batch=1"),
     "FastAPI + uvicorn, 1 row": ([str(BIN / "uvicorn"), "baseline_fastapi:app", "--app-dir",
@@ -72,6 +77,15 @@ def in_process_limit(model: str) -> dict[str, float]:
                 pipeline.predict(frame)
             out[name] = (time.process_time() - start) * 1000 / (n * rows)
     return out
+
+
+def source_at(ref: str, into: Path) -> Path:
+    """The repository's `service/` folder as of `ref` (git archive), for PYTHONPATH."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "service"],
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "service"
 
 
 def bench_one(name: str, argv: list[str], mix: str, env: dict, users: int, duration: float,
@@ -118,18 +132,29 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench-serve")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    parser.add_argument("--against", metavar="REF",
+                        help="also run /predict from this git ref's source (e.g. main)")
     args = parser.parse_args()
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "BENTOML_DO_NOT_TRACK": "true"}
     model = ensure_model(env)
     env["SKSERVE_MODEL"] = model
-    runs: dict[str, list[dict]] = {name: [] for name in TARGETS}
+    targets_env = {name: (argv, mix, env) for name, (argv, mix) in TARGETS.items()}
+    scratch = tempfile.TemporaryDirectory(prefix="skserve-bench-ref-")
+    if args.against:
+        source = source_at(args.against, Path(scratch.name))
+        ref_env = {**env, "PYTHONPATH": str(source)}
+        targets_env = {f"skserve /predict @ {args.against}": (
+            [sys.executable, "-m", "skserve.cli", "serve", "--port", "{port}", "--workers",
+             "2"], "predict=1", ref_env), **targets_env}
+    runs: dict[str, list[dict]] = {name: [] for name in targets_env}
     for rnd in range(args.rounds):
-        for i, (name, (argv, mix)) in enumerate(TARGETS.items()):
+        for i, (name, (argv, mix, target_env)) in enumerate(targets_env.items()):
             print(f"round {rnd + 1}/{args.rounds}: {name}", file=sys.stderr, flush=True)
-            runs[name].append(bench_one(name, argv, mix, env, args.users, args.duration,
+            runs[name].append(bench_one(name, argv, mix, target_env, args.users, args.duration,
                                         args.out / f"r{rnd}-{i}"))
+    scratch.cleanup()
     rows = [{k: (statistics.median(r[k] for r in rs) if isinstance(rs[0][k], float) else
                  rs[0][k]) for k in rs[0]} for rs in runs.values()]
     baseline = next(r for r in rows if r["server"].startswith("FastAPI"))
@@ -150,9 +175,9 @@ def main() -> int:
             f"round(s), medians shown; Locust pinned to core 0, servers with 2 workers.\n\n"
             f"{table}\n\nIn-process limit (`predict`, CPU ms per row): one-row DataFrame "
             f"{limit['one row']:.2f}, 64-row batch {limit['64-row batch']:.3f}.\n\n"
-            f"{targets(rows[0])}\n")
+            f"{targets(next(r for r in rows if r['server'] in TARGETS))}\n")
     print(body)
-    if not args.no_write:
+    if not args.no_write and not args.against:
         write_benchmark_section(REPO / "BENCHMARKS.md", "Online serving", body)
     return 0
 

@@ -5,8 +5,8 @@
   when there is one; a chunked body is counted as it arrives and refused as soon as it passes
   the limit, so a worker never holds more than the limit of any body;
 - refuses a non-JSON body on the prediction routes (/predict, /predict_batch and V2
-  `/v2/models/.../infer`) with 415 (BentoML would parse any media type as JSON; the V2
-  binary tensor extension is not served);
+  `/v2/models/.../infer`, which also takes `application/octet-stream` for the binary tensor
+  extension) with 415 (BentoML would parse any media type as JSON);
 - answers GET /metadata and GET /docs.json from memory and adds `x-model-version` to
   prediction answers;
 - answers `Connection: close` once the drain file exists;
@@ -41,6 +41,7 @@ BODY_SLACK_BYTES = 64 * 1024  # the list around the rows, and room for one very 
 LOG_BODY_BYTES = 16 * 1024  # how much of a 4xx answer is read to name the fields in the log
 
 JSON = b"application/json"
+OCTETS = b"application/octet-stream"
 CLOSE = (b"connection", b"close")
 PREDICT_PATHS = frozenset({"/predict", "/predict_batch"})
 
@@ -149,7 +150,7 @@ class EdgeMiddleware:
             await self._too_large(send, method, path, extra, length)
             return
         if predicting and method == "POST" and ctype is not None \
-                and ctype.split(b";")[0].strip().lower() != JSON:
+                and _refused_media(ctype.split(b";")[0].strip().lower(), path):
             detail = [{"loc": ["header", "content-type"], "type": "content_type",
                        "msg": f"got {ctype.decode(errors='replace')!r}"}]
             log_client_error(method, path, 415, detail)  # before the answer: in order
@@ -198,6 +199,11 @@ class EdgeMiddleware:
         log_client_error(method, path, 413, detail)
         await _reply(send, 413, _error(error, detail), [*extra, CLOSE] if CLOSE not in extra
                      else extra)
+
+
+def _refused_media(media: bytes, path: str) -> bool:
+    """Not JSON, nor the V2 binary tensor extension's octet stream on a V2 route."""
+    return media != JSON and not (media == OCTETS and path.startswith("/v2/"))
 
 
 def _error(error: str, detail: list[dict]) -> bytes:

@@ -1,8 +1,10 @@
 """The BentoML service: one model version behind validated JSON endpoints.
 
-The request model is generated at import from the stored feature schema of `$SKSERVE_MODEL`,
-so any model saved by `skserve train` serves without new code. Start it with `skserve serve`
-(which sets the thread and telemetry environment before BentoML's workers start).
+The request and response models are generated at import from the stored metadata of
+`$SKSERVE_MODEL` (feature schema; task and classes, see `outputs`), so any stored regressor
+or classifier serves without new code: /predict, /predict_batch and, mounted beside them,
+the Open Inference Protocol (`v2`). Start it with `skserve serve` (which sets the thread and
+telemetry environment before BentoML's workers start).
 """
 
 from __future__ import annotations

@@ -13,7 +13,12 @@ An infer request has one input per feature column, as MLServer's pandas codec se
 text and timestamps, FP16/FP32/FP64 or an INT/UINT type for numbers (an int feature takes a
 float type too when the values are integral), `data` flat or nested by row. Every value goes
 through `validation.Rule.check`, the rules of /predict; JSON null is a missing value where
-the feature allows one. The answer's outputs (all, or those named in `outputs`):
+the feature allows one. Inputs may also come in the binary tensor data extension (Triton's,
+which `tritonclient` uses by default): the JSON header's length in the
+`Inference-Header-Content-Length` header, each such input's raw little-endian bytes (BYTES:
+4-byte length, then the UTF-8 text, per element) after it, their size in
+`parameters.binary_data_size`. Outputs are always JSON. The answer's outputs (all, or those
+named in `outputs`):
 
 - `predict`: shape [n]; FP64 predictions of a regressor, or a classifier's labels in their
   own type (BYTES for text, INT64, BOOL, FP64);
@@ -31,10 +36,12 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pydantic_core
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -53,6 +60,9 @@ ACCEPTED = {"float": FLOAT_TYPES | INT_TYPES, "int": INT_TYPES | FLOAT_TYPES,
 ADVERTISED = {"float": "FP64", "int": "INT64", "category": "BYTES", "datetime": "BYTES"}
 LABEL_TYPES = {"string": "BYTES", "integer": "INT64", "boolean": "BOOL", "number": "FP64"}
 MAX_ERRORS = 20  # faults named in one answer
+NUMPY_TYPES = {"BOOL": "?", "INT8": "i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
+               "UINT8": "u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+               "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}
 SERVER_FAULT = "An unexpected error has occurred, please check the server log."
 log = logging.getLogger("skserve.v2")
 
@@ -141,10 +151,62 @@ def _typed(value: Any, datatype: str) -> bool:
     return isinstance(value, int) if datatype in INT_TYPES else isinstance(value, int | float)
 
 
-def parse_infer(body: bytes, model: Model, rules: dict[str, Rule]
+def _binary(raw: bytes, datatype: str, name: str) -> list[Any]:
+    """One input's values from the binary tensor data extension."""
+    if datatype != "BYTES":
+        if datatype not in NUMPY_TYPES or len(raw) % np.dtype(NUMPY_TYPES[datatype]).itemsize:
+            raise V2Error(400, f"input {name!r}: {len(raw)} bytes are not {datatype} values",
+                          [_fault(["inputs", name, "data"], "binary", "wrong size")])
+        return np.frombuffer(raw, NUMPY_TYPES[datatype]).tolist()
+    values, at = [], 0
+    try:
+        while at < len(raw):
+            (size,) = struct.unpack_from("<I", raw, at)
+            if at + 4 + size > len(raw):
+                raise ValueError("an element runs past the data")
+            values.append(raw[at + 4:at + 4 + size].decode())
+            at += 4 + size
+    except (struct.error, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise V2Error(400, f"input {name!r}: binary BYTES data is malformed ({exc})",
+                      [_fault(["inputs", name, "data"], "binary", "malformed")]) from None
+    return values
+
+
+def _split_binary(body: bytes, header_length: int | None) -> tuple[bytes, bytes]:
+    if header_length is None:
+        return body, b""
+    if not 0 < header_length <= len(body):
+        raise V2Error(400, f"Inference-Header-Content-Length {header_length} does not fit a "
+                      f"body of {len(body)} bytes")
+    return body[:header_length], body[header_length:]
+
+
+def _attach_binary(tensors: list[Any], binary: bytes) -> None:
+    """Give each input that names a `binary_data_size` its values, in order."""
+    at = 0
+    for tensor in tensors:
+        size = tensor.get("parameters", {}).get("binary_data_size") \
+            if isinstance(tensor, dict) and isinstance(tensor.get("parameters"), dict) else None
+        if size is None:
+            continue
+        name = tensor.get("name")
+        if type(size) is not int or size < 0 or at + size > len(binary):
+            raise V2Error(400, f"input {name!r}: binary_data_size {size!r} does not fit the "
+                          f"{len(binary)} bytes after the JSON header",
+                          [_fault(["inputs", name, "parameters"], "binary", "wrong size")])
+        tensor["data"] = _binary(binary[at:at + size], tensor.get("datatype"), name)
+        at += size
+    if at != len(binary):
+        raise V2Error(400, f"{len(binary) - at} bytes after the JSON header belong to no input")
+
+
+def parse_infer(body: bytes, model: Model, rules: dict[str, Rule],
+                header_length: int | None = None
                 ) -> tuple[list[dict[str, Any]], list[str], str | None]:
     """The rows of an infer request (validated, as /predict validates), the outputs asked
-    for, and the request's id. Raises V2Error (400) naming every fault, up to MAX_ERRORS."""
+    for, and the request's id. `header_length`: the JSON header's size when binary tensor
+    data follows it. Raises V2Error (400) naming every fault, up to MAX_ERRORS."""
+    body, binary = _split_binary(body, header_length)
     try:
         request = pydantic_core.from_json(body)
     except ValueError as exc:
@@ -152,6 +214,7 @@ def parse_infer(body: bytes, model: Model, rules: dict[str, Rule]
                       [_fault(["body"], "json_invalid", str(exc))]) from None
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
         raise V2Error(400, "the body must be an object with a list of `inputs`")
+    _attach_binary(request["inputs"], binary)
     for key, kind, test in (("id", "a string", str), ("parameters", "an object", dict),
                             ("outputs", "a list", list)):
         if key in request and not isinstance(request[key], test):
@@ -375,7 +438,10 @@ def app(model: Model, submit: Callable[[], Callable[[list[dict[str, Any]]], Any]
     async def infer(request: Request) -> Response:
         try:
             known(request)
-            rows, wanted, request_id = parse_infer(await request.body(), model, rules)
+            length = request.headers.get("inference-header-content-length")
+            rows, wanted, request_id = parse_infer(
+                await request.body(), model, rules,
+                None if length is None else int(length) if length.isdigit() else -1)
         except V2Error as exc:
             return _error(exc)
         try:

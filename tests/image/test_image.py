@@ -121,6 +121,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 @pytest.fixture(scope="module")
 def container(built: Built) -> Iterator[tuple[str, str]]:
     """The image running read-only as uid 10001; yields (name, base URL)."""
+    yield from _running(built)
+
+
+def _running(built: Built) -> Iterator[tuple[str, str]]:
     name = f"skserve-imagetest-{uuid.uuid4().hex[:8]}"
     port = _free_port()
     _run(["podman", "run", "--detach", "--name", name, "--read-only",
@@ -143,7 +147,7 @@ def container(built: Built) -> Iterator[tuple[str, str]]:
         if status != 200:
             logs = _run(["podman", "logs", name], check=False)
             pytest.fail(f"/readyz not 200 (last {status}); logs:\n{logs.stdout}{logs.stderr}")
-        print(f"\nimage build {built.build_s:.0f} s; container ready in "
+        print(f"\n{built.image}: build {built.build_s:.0f} s; container ready in "
               f"{time.monotonic() - started:.1f} s")
         yield name, url
     finally:
@@ -232,3 +236,65 @@ def test_archive_is_a_valid_oci_archive(built: Built) -> None:
         blobs = {n.removeprefix("./") for n in names if "blobs/" in n}
         digest = manifests[0]["digest"].replace(":", "/")
         assert f"blobs/{digest}" in blobs
+
+
+# ------------------------------------------------------------------ a classifier's image
+
+CLASSIFIER_REFERENCE = """
+import json, sys
+from skserve import store
+from skserve.schema import request_model, rows_to_frame
+pipeline, info = store.load(sys.argv[1])
+row = info.metadata["input_example"]
+x = rows_to_frame(info.schema, [request_model(info.schema)(**row).__dict__])
+print(json.dumps({"row": row, "label": pipeline.predict(x).tolist()[0],
+                  "proba": pipeline.predict_proba(x)[0].tolist()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def classifier_built(built: Built, classifier_model: str) -> tuple[Built, dict[str, Any]]:
+    """The same build with the test classifier baked in instead (tests/classifiers.py, from
+    the session's model store): after the regressor's build only the model and project
+    layers are new. Prints what the second build took."""
+    env = {**os.environ, "PYTHON": sys.executable}
+    env.pop("SKSERVE_MODEL_STORE", None)
+    reference = json.loads(_run([sys.executable, "-c", CLASSIFIER_REFERENCE, classifier_model],
+                                env=env).stdout)
+    started = time.monotonic()
+    image = _run(["bash", "hack/image/build.sh", classifier_model], env=env,
+                 timeout=1500).stdout.strip().splitlines()[-1]
+    seconds = time.monotonic() - started
+    print(f"\nsecond image ({image}) built in {seconds:.0f} s after the first")
+    return Built(image, reference["row"], float("nan"), seconds), reference
+
+
+@pytest.fixture(scope="module")
+def classifier_container(classifier_built) -> Iterator[tuple[str, str]]:
+    yield from _running(classifier_built[0])
+
+
+def test_classifier_image_answers_as_the_pipeline(classifier_built, classifier_container,
+                                                  classifier_model) -> None:
+    """/predict, /metadata and V2 infer from the image give the stored pipeline's label and
+    probabilities."""
+    _, reference = classifier_built
+    _, url = classifier_container
+    status, headers, body = _http("POST", f"{url}/predict", reference["row"])
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["label"] == reference["label"]
+    assert list(answer["probabilities"].values()) == pytest.approx(reference["proba"],
+                                                                   abs=1e-12)
+    assert headers.get("x-model-version") == classifier_model
+    meta = json.loads(_http("GET", f"{url}/metadata")[2])
+    assert meta["task"] == "classification" and meta["classes"] == ["died", "survived"]
+    name = classifier_model.split(":")[0]
+    inputs = [{"name": k, "datatype": "BYTES" if isinstance(v, str) else
+               "INT64" if isinstance(v, int) else "FP64", "shape": [1], "data": [v]}
+              for k, v in reference["row"].items()]
+    status, _, body = _http("POST", f"{url}/v2/models/{name}/infer", {"inputs": inputs})
+    assert status == 200, body
+    outputs = {o["name"]: o["data"] for o in json.loads(body)["outputs"]}
+    assert outputs["predict"] == [reference["label"]]
+    assert outputs["predict_proba"] == pytest.approx(reference["proba"], abs=1e-12)

@@ -243,6 +243,10 @@ def hang_up_mid_body(url: str, path: str) -> None:
         time.sleep(0.2)
 
 
+def schema_name(tag: str) -> str:
+    return tag.split(":")[0]
+
+
 def test_every_client_error_is_one_json_log_line(server, trained_model):
     """A burst of bad requests of every kind: each is exactly one INFO line from
     skserve.http, valid JSON with method, path, status and the offending fields; no
@@ -256,6 +260,12 @@ def test_every_client_error_is_one_json_log_line(server, trained_model):
                           else [row, {**row, **change}]).encode()
 
     missing = {k: v for k, v in row.items() if k != "WorkDay"}
+    infer = f"/v2/models/{schema_name(trained_model)}/infer"
+
+    def v2(change: dict) -> bytes:
+        return json.dumps({"inputs": [
+            {"name": k, "datatype": "BYTES" if isinstance(v, str) else "FP64", "shape": [1],
+             "data": [v]} for k, v in {**row, **change}.items()]}).encode()
     cases = [  # (send it, status, path, fields)
         (lambda: call(url + "/predict", b'{"Temperature": '), 400, "/predict", ["body"]),
         (lambda: call(url + "/predict_batch", b"\x00"), 400, "/predict_batch", ["body"]),
@@ -281,6 +291,11 @@ def test_every_client_error_is_one_json_log_line(server, trained_model):
          ["header.content-type"]),
         (lambda: call(url + "/no-such-path", b"{}"), 404, "/no-such-path", []),
         (lambda: hang_up_mid_body(url, "/predict"), 499, "/predict", ["body"]),
+        (lambda: call(url + infer, v2({"Temperature": 1e6})), 400, infer,
+         ["inputs.Temperature[0]"]),
+        (lambda: call(url + infer, v2({"humidity": 5})), 400, infer, ["inputs.humidity"]),
+        (lambda: call(url + "/v2/models/other/infer", v2({})), 404, "/v2/models/other/infer",
+         ["path.name"]),
     ]
     offset = server.log.stat().st_size
     for send, status, _, _ in cases:

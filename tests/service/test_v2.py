@@ -142,7 +142,38 @@ def test_malformed_v2_bodies(classifier_server, body, status, error):
     assert headers["x-model-version"] == classifier_server.model
 
 
-def test_v2_infer_is_json_only(classifier_server):
-    got, _, raw = call(classifier_server.url + "/v2/models/titanic/infer", b"\x00\x01",
-                       "application/octet-stream")
+def test_v2_infer_takes_json_or_binary_tensors_only(classifier_server):
+    url = classifier_server.url + "/v2/models/titanic/infer"
+    got, _, raw = call(url, b"inputs=1", "text/plain")
     assert got == 415 and "error" in json.loads(raw)
+    got, _, raw = call(url, b"\x00\x01", "application/octet-stream")  # no JSON header
+    assert got == 400 and "not JSON" in json.loads(raw)["error"]
+
+
+@pytest.mark.parametrize("binary_out", [False, True])
+def test_binary_tensor_extension_gives_the_json_numbers(classifier_server, binary_out):
+    """tritonclient's default: inputs as raw bytes after the JSON header (and outputs asked
+    for in binary, which are answered in JSON, as the protocol allows)."""
+    types = {"pclass": ("BYTES", object), "sex": ("BYTES", object), "age": ("FP32", np.float32),
+             "sibsp": ("INT32", np.int32), "parch": ("UINT8", np.uint8)}
+    rows = [r for r in ROWS if r["age"] is not None] * 4
+    inputs = []
+    for name, (datatype, dtype) in types.items():
+        tensor = triton.InferInput(name, [len(rows)], datatype)
+        tensor.set_data_from_numpy(np.array([r[name] for r in rows], dtype=dtype))
+        inputs.append(tensor)
+    outputs = [triton.InferRequestedOutput(n, binary_data=binary_out)
+               for n in ("predict", "predict_proba")]
+    result = client(classifier_server).infer("titanic", inputs, outputs=outputs)
+    status, _, body = post(classifier_server, "/predict_batch", [
+        {**r, "age": float(np.float32(r["age"]))} for r in rows])
+    assert status == 200
+    assert [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict")] == \
+        [b["label"] for b in body]
+    assert np.allclose(result.as_numpy("predict_proba"),
+                       [list(b["probabilities"].values()) for b in body], atol=1e-12)
+    bad = triton.InferInput("sex", [len(rows)], "BYTES")
+    bad.set_data_from_numpy(np.array(["other"] * len(rows), dtype=object))
+    with pytest.raises(InferenceServerException) as err:
+        client(classifier_server).infer("titanic", [inputs[0], bad, *inputs[2:]])
+    assert "sex[0]: 'other' is not one of the training categories" in err.value.message()
