@@ -31,6 +31,7 @@ from sklearn.svm import LinearSVC
 
 from skserve import store
 from skserve.schema import FeatureSchema, infer_schema
+from skserve.train import without_nones
 
 TARGET = "survived"
 
@@ -65,15 +66,6 @@ def _pipeline(schema: FeatureSchema, model: Any) -> Pipeline:
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
-
-
-def without_nones(value: Any) -> Any:
-    """BentoML metadata cannot hold null: unknown keys are left out (readers default)."""
-    if isinstance(value, dict):
-        return {k: without_nones(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nones(v) for v in value]
-    return value
 
 
 def save_classifier(frame: pd.DataFrame, target: str, model: Any, name: str, version: str,
