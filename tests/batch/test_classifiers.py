@@ -18,7 +18,7 @@ from skserve.batch.run import RunOptions, output_schema, run_job
 from skserve.errors import InvalidInput
 from skserve.outputs import Task, proba_column
 from skserve.schema import rows_to_frame
-from tests.classifiers import TARGET, save_no_proba, save_pclass, titanic_frame
+from tests.classifiers import TARGET, import_no_proba, import_pclass, titanic_frame, train_titanic
 from tests.conftest import SKSERVE
 
 
@@ -43,9 +43,18 @@ def in_process(tag: str, frame: pd.DataFrame) -> tuple[list, np.ndarray | None]:
     return pipeline.predict(x).tolist(), proba
 
 
+@pytest.fixture(scope="module")
+def trained_classifier() -> str:
+    return train_titanic()
+
+
 @pytest.mark.parametrize("name", ["scores.csv", "scores.parquet"])
-def test_label_and_one_probability_column_per_class(tmp_path, classifier_model, passengers,
-                                                   name):
+@pytest.mark.parametrize("origin", ["imported", "trained"])
+def test_label_and_one_probability_column_per_class(request, tmp_path, passengers, name,
+                                                   origin):
+    """An imported and a trained classifier (tests/classifiers.py)."""
+    classifier_model = request.getfixturevalue(
+        "classifier_model" if origin == "imported" else "trained_classifier")
     folder, frame = passengers
     result = run_job(RunOptions([str(folder)], tmp_path / "out", classifier_model,
                                 mini_batch_size=64, output_file_name=name, progress_bar=False))
@@ -69,7 +78,7 @@ def test_integer_labels_stay_integers_and_booleans_booleans(tmp_path, passengers
     """Parquet keeps the label's type: int64 for 1/2/3 (columns proba_1..3), bool for a
     classifier of true/false without predict_proba (no probability columns)."""
     _, frame = passengers
-    pclass, survival = save_pclass(), save_no_proba()
+    pclass, survival = import_pclass(), import_no_proba()
     as_int = frame.assign(pclass=frame["pclass"].str[0].astype("int64"))  # pclass's target
     as_bool = frame.assign(**{TARGET: frame[TARGET] == "survived"})  # survival's target
     for tag, typed, kind, columns in (
