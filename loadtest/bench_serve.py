@@ -4,8 +4,9 @@ limit, in one run on this machine; prints a table and updates BENCHMARKS.md.
 Every server gets the same stored model, 2 workers and one BLAS thread per worker. Locust
 (FastHttpUser, closed loop, one row per request) runs pinned to core 0 for a bounded time;
 rounds interleave the servers so drift in machine load hits them alike. `--against REF`
-adds skserve's /predict as of a git ref (e.g. `main`), run from that ref's source with this
-venv's packages: a change's cost, side by side.
+adds skserve's /predict and /predict_batch as of a git ref (e.g. `main`), run from that
+ref's source with this venv's packages: a change's cost, side by side (BENCHMARKS.md is
+left alone then).
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench-serve")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     parser.add_argument("--against", metavar="REF",
-                        help="also run /predict from this git ref's source (e.g. main)")
+                        help="also run /predict and /predict_batch from this git ref's source "
+                             "(e.g. main), side by side; BENCHMARKS.md is not written")
     args = parser.parse_args()
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -145,9 +147,11 @@ def main() -> int:
     if args.against:
         source = source_at(args.against, Path(scratch.name))
         ref_env = {**env, "PYTHONPATH": str(source)}
-        targets_env = {f"skserve /predict @ {args.against}": (
-            [sys.executable, "-m", "skserve.cli", "serve", "--port", "{port}", "--workers",
-             "2"], "predict=1", ref_env), **targets_env}
+        ref_argv = [sys.executable, "-m", "skserve.cli", "serve", "--port", "{port}",
+                    "--workers", "2"]
+        targets_env = {f"skserve /predict @ {args.against}": (ref_argv, "predict=1", ref_env),
+                       f"skserve /predict_batch, 1 row @ {args.against}": (
+                           ref_argv, "predict_batch=1", ref_env), **targets_env}
     runs: dict[str, list[dict]] = {name: [] for name in targets_env}
     for rnd in range(args.rounds):
         for i, (name, (argv, mix, target_env)) in enumerate(targets_env.items()):

@@ -294,6 +294,7 @@ def test_every_client_error_is_one_json_log_line(server, trained_model):
         (lambda: call(url + infer, v2({"Temperature": 1e6})), 400, infer,
          ["inputs.Temperature[0]"]),
         (lambda: call(url + infer, v2({"humidity": 5})), 400, infer, ["inputs.humidity"]),
+        (lambda: send_body(url, infer, b" " * (2 * MiB)), 413, infer, ["body"]),
         (lambda: call(url + "/v2/models/other/infer", v2({})), 404, "/v2/models/other/infer",
          ["path.name"]),
     ]

@@ -20,18 +20,17 @@ def client(server) -> triton.InferenceServerClient:
     return triton.InferenceServerClient(server.url.removeprefix("http://"))
 
 
-def column(rows: list[dict], name: str, datatype: str, shape_2d: bool) -> triton.InferInput:
-    """One feature column as a tensor; None (a missing value) only in FP64 as NaN is not
-    JSON: sent through the JSON body as null."""
-    values = [r[name] for r in rows]
+KNOWN = [r for r in ROWS if r["age"] is not None]  # a numpy tensor has no null
+
+
+def column(rows: list[dict], name: str, datatype: str, shape_2d: bool = False
+           ) -> triton.InferInput:
+    """One feature column as a JSON tensor."""
     dtype = {"BYTES": object, "FP64": np.float64, "INT64": np.int64}[datatype]
-    array = np.array(values, dtype=dtype if None not in values else object)
+    array = np.array([r[name] for r in rows], dtype=dtype)
     if shape_2d:
         array = array.reshape(-1, 1)
     tensor = triton.InferInput(name, list(array.shape), datatype)
-    if None in values:  # the client's numpy path cannot hold null: give the JSON data as is
-        tensor._data = array.ravel().tolist()
-        return tensor
     tensor.set_data_from_numpy(array, binary_data=False)
     return tensor
 
@@ -57,7 +56,7 @@ def test_health_and_metadata(classifier_server, server):
 def test_classifier_infer_matches_predict(classifier_server, shape_2d):
     types = {"pclass": "BYTES", "sex": "BYTES", "age": "FP64", "sibsp": "INT64",
              "parch": "INT64"}
-    rows = ROWS * 3
+    rows = KNOWN * 3
     inputs = [column(rows, name, t, shape_2d) for name, t in types.items()]
     result = client(classifier_server).infer("titanic", inputs, request_id="r-1")
     labels = result.as_numpy("predict")
@@ -95,7 +94,7 @@ def test_bad_requests_are_4xx_with_the_protocols_error(classifier_server):
     c = client(classifier_server)
     good = {"pclass": "BYTES", "sex": "BYTES", "age": "FP64", "sibsp": "INT64",
             "parch": "INT64"}
-    inputs = [column(ROWS, n, t, False) for n, t in good.items()]
+    inputs = [column(KNOWN, n, t) for n, t in good.items()]
     with pytest.raises(InferenceServerException) as err:
         c.infer("titanic", inputs[:4])
     assert err.value.status() == "400" and "missing input(s): parch" in err.value.message()
@@ -105,15 +104,12 @@ def test_bad_requests_are_4xx_with_the_protocols_error(classifier_server):
     with pytest.raises(InferenceServerException) as err:
         c.infer("titanic", inputs, model_version="other")
     assert err.value.status() == "404"
-    wrong = [column(ROWS, "age", "INT64", False) if i.name() == "age" else i for i in inputs]
-    bad_rows = [{**r, "age": 1} for r in ROWS]
-    wrong[2] = column(bad_rows, "age", "BYTES", False)
-    wrong[2]._data = ["1"] * len(ROWS)
+    wrong = [column([{**r, "age": "1"} for r in KNOWN], "age", "BYTES") if i.name() == "age"
+             else i for i in inputs]
     with pytest.raises(InferenceServerException) as err:
         c.infer("titanic", wrong)
     assert err.value.status() == "400" and "'age': datatype 'BYTES'" in err.value.message()
-    unseen = [column([{**r, "pclass": "4th"} for r in ROWS], "pclass", "BYTES", False),
-              *inputs[1:]]
+    unseen = [column([{**r, "pclass": "4th"} for r in KNOWN], "pclass", "BYTES"), *inputs[1:]]
     with pytest.raises(InferenceServerException) as err:
         c.infer("titanic", unseen)
     assert "pclass[0]: '4th' is not one of the training categories" in err.value.message()
@@ -134,12 +130,33 @@ def test_bad_requests_are_4xx_with_the_protocols_error(classifier_server):
                                             ("age", "FP64", 3), ("sibsp", "INT64", 0.5),
                                             ("parch", "INT64", 0))]}).encode(),
      400, "sibsp[0]: 0.5 is not INT64"),
+    (json.dumps({"inputs": [{"name": n, "datatype": t, "shape": [1], "data": [v]}
+                            for n, t, v in (("pclass", "BYTES", "1st"), ("sex", "BYTES", None),
+                                            ("age", "FP64", None), ("sibsp", "INT64", 0),
+                                            ("parch", "INT64", 0))]}).encode(),
+     400, "sex[0]: a value is required"),
 ])
 def test_malformed_v2_bodies(classifier_server, body, status, error):
     got, headers, raw = call(classifier_server.url + "/v2/models/titanic/infer", body)
     answer = json.loads(raw)
     assert got == status and error in answer["error"], answer
     assert headers["x-model-version"] == classifier_server.model
+
+
+def test_null_is_a_missing_value_where_training_had_some(classifier_server):
+    """JSON null in a tensor is a missing value for a nullable feature (age), imputed as on
+    /predict; the same answer as /predict gives."""
+    row = next(r for r in ROWS if r["age"] is None)
+    inputs = [{"name": k, "datatype": "BYTES" if isinstance(v, str) else
+               "INT64" if isinstance(v, int) else "FP64", "shape": [1], "data": [v]}
+              for k, v in row.items()]
+    status, _, body = post(classifier_server, "/v2/models/titanic/infer", {"inputs": inputs})
+    assert status == 200, body
+    _, _, answer = post(classifier_server, "/predict", row)
+    outputs = {o["name"]: o["data"] for o in body["outputs"]}
+    assert outputs["predict"] == [answer["label"]]
+    assert outputs["predict_proba"] == pytest.approx(list(answer["probabilities"].values()),
+                                                     abs=1e-12)
 
 
 def test_v2_infer_takes_json_or_binary_tensors_only(classifier_server):
@@ -156,7 +173,7 @@ def test_binary_tensor_extension_gives_the_json_numbers(classifier_server, binar
     for in binary, which are answered in JSON, as the protocol allows)."""
     types = {"pclass": ("BYTES", object), "sex": ("BYTES", object), "age": ("FP32", np.float32),
              "sibsp": ("INT32", np.int32), "parch": ("UINT8", np.uint8)}
-    rows = [r for r in ROWS if r["age"] is not None] * 4
+    rows = KNOWN * 4
     inputs = []
     for name, (datatype, dtype) in types.items():
         tensor = triton.InferInput(name, [len(rows)], datatype)
