@@ -18,8 +18,8 @@ which `tritonclient` uses by default): the JSON header's length in the
 `Inference-Header-Content-Length` header, each such input's raw little-endian bytes (BYTES:
 4-byte length, then the UTF-8 text, per element) after it, their size in
 `parameters.binary_data_size`; binary data has no null, and a NaN is refused as on
-/predict (send an input with missing values as JSON). Outputs are always JSON. The answer's outputs (all, or those
-named in `outputs`):
+/predict (send an input with missing values as JSON). Outputs are always JSON. The answer's
+outputs (all, or those named in `outputs`):
 
 - `predict`: shape [n]; FP64 predictions of a regressor, or a classifier's labels in their
   own type (BYTES for text, INT64, BOOL, FP64);
