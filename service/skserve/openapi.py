@@ -1,9 +1,9 @@
 """The OpenAPI document a client builds requests from: BentoML's, completed.
 
-BentoML documents the /predict and /predict_batch bodies but gives no examples, leaves out
-the routes the edge answers (/metadata) and knows nothing of mounted apps (the V2
-protocol). `complete_openapi` adds an example request and answer to every prediction route,
-documents /metadata with the real document as its example, and adds the V2 paths.
+BentoML documents its own routes (probes, /metrics) but knows nothing of mounted apps:
+/predict and /predict_batch (`skserve.rest`) and the V2 protocol, nor of the routes the
+edge answers (/metadata). `complete_openapi` adds them, each with an example request and
+answer, and the request and answer models (`Row`, `Prediction`) as components.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import copy
 from typing import Any
 
 ROW = "#/components/schemas/Row"  # schema.request_model's name
+PREDICTION = "#/components/schemas/Prediction"  # schema.response_model's name
+ERROR = "#/components/schemas/Error"
 METADATA_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["model", "name", "version", "task", "target", "features", "classes",
@@ -56,32 +58,52 @@ def _openapi_30(schema: Any) -> Any:
     return {k: _openapi_30(v) for k, v in schema.items()}
 
 
-def _example(operation: dict[str, Any], request: Any, answer: Any) -> None:
-    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
-    if body is not None:
-        body["example"] = request
-    responses = operation.get("responses", {})
-    ok = (responses.get("200") or responses.get(200) or {}).get("content", {})  # BentoML: int
-    if "application/json" in ok:
-        ok["application/json"]["example"] = answer
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "string"},
+                   "detail": {"type": "array", "items": {"type": "object"},
+                              "description": "each fault: loc (where), type, msg"}}}
 
 
-def complete_openapi(document: dict[str, Any], row: dict[str, Any], answer: dict[str, Any],
-                     metadata: dict[str, Any], v2_paths: dict[str, Any]) -> dict[str, Any]:
-    """`document` with examples (`row` for /predict, `[row]` for /predict_batch, `answer`
-    and `[answer]` as their answers), GET /metadata and the V2 paths. Returns a new dict."""
-    doc = _openapi_30(document)
+def _route(summary: str, body: dict[str, Any], request: Any, answer_schema: dict[str, Any],
+           answer: Any) -> dict[str, Any]:
+    def error(why: str) -> dict[str, Any]:
+        return {"description": why,
+                "content": {"application/json": {"schema": {"$ref": ERROR}}}}
+
+    return {"post": {
+        "summary": summary, "tags": ["Service APIs"],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": body, "example": request}}},
+        "responses": {
+            "200": {"description": "the prediction(s)", "content": {"application/json": {
+                "schema": answer_schema, "example": answer}}},
+            "400": error("a bad row, naming the field (detail[].loc)"),
+            "413": error("the body is over the size limit"),
+            "415": error("the body is not application/json"),
+            "500": error("the model failed on valid input")}}}
+
+
+def complete_openapi(document: dict[str, Any], schemas: dict[str, Any], row: dict[str, Any],
+                     answer: dict[str, Any], metadata: dict[str, Any],
+                     v2_paths: dict[str, Any]) -> dict[str, Any]:
+    """`document` with /predict and /predict_batch (`row` and `[row]` as their example
+    requests, `answer` and `[answer]` as their answers), GET /metadata and the V2 paths.
+    `schemas` are the `Row` and `Prediction` JSON Schemas (pydantic's). Returns a new dict."""
+    doc = _openapi_30(copy.deepcopy(document))
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
+    components.update(_openapi_30(copy.deepcopy(schemas)))
+    components["Error"] = ERROR_SCHEMA
     paths = doc.setdefault("paths", {})
     rows_schema = {"type": "array", "items": {"$ref": ROW}, "minItems": 1,
                    "maxItems": metadata["max_batch_rows"]}
-    for path, body, request, answers in (("/predict", {"$ref": ROW}, row, answer),
-                                         ("/predict_batch", rows_schema, [row], [answer])):
-        operation = paths.get(path, {}).get("post")
-        if operation is not None:
-            # BentoML inlines the row's fields and drops a nullable field's null on the way;
-            # its `Row` component has them right
-            operation["requestBody"]["content"]["application/json"]["schema"] = body
-            _example(operation, request, answers)
+    paths["/predict"] = _route(
+        "predict one row (concurrent requests are merged into one model call)",
+        {"$ref": ROW}, row, {"$ref": PREDICTION}, answer)
+    paths["/predict_batch"] = _route(
+        f"predict a list of 1 to {metadata['max_batch_rows']} rows, in order (merged with "
+        "concurrent requests; if a merged call fails, each request is re-run alone)",
+        rows_schema, [row], {"type": "array", "items": {"$ref": PREDICTION}}, [answer])
     paths["/metadata"] = {"get": {
         "summary": "the model: identity, task, classes, input features, limits",
         "tags": ["Service APIs"],

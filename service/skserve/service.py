@@ -12,13 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Annotated, Any
+from typing import Any
 
 import bentoml
-from _bentoml_sdk.io_models import IORootModel
-from pydantic import BaseModel, Field
 
-from . import __version__, logs, store, v2
+from . import __version__, logs, rest, store, v2
 from .batching import MicroBatcher
 from .edge import EdgeMiddleware, RowsValidator, default_max_body_bytes
 from .errors import InvalidInput
@@ -48,23 +46,7 @@ MAX_BODY_BYTES = int(os.environ.get("SKSERVE_MAX_BODY_BYTES")
 if MAX_BODY_BYTES < 1:
     raise InvalidInput(f"SKSERVE_MAX_BODY_BYTES={MAX_BODY_BYTES}: must be at least 1")
 Row = request_model(SCHEMA)
-Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_BATCH_ROWS)]  # type: ignore[valid-type]
 ROWS = RowsValidator(Row, MAX_BATCH_ROWS)
-
-
-class RowList(IORootModel[Rows]):  # type: ignore[valid-type]
-    """The /predict_batch body: BentoML's root-list input, parsed by one cached validator.
-
-    BentoML's own path runs `json.loads` (a 500 on malformed JSON) and rebuilds the JSON
-    schema on every request; here bad JSON is a 400 naming the position, and a list over
-    the cap is refused before any row is validated.
-    """
-
-    __root_input__ = True
-
-    @classmethod
-    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> RowList:
-        return cls.model_construct(root=ROWS(json_data))
 
 
 Prediction = response_model(TASK, SCHEMA.target)
@@ -81,11 +63,13 @@ def api_version(info: store.ModelInfo) -> str:
 def openapi_document() -> dict[str, Any]:
     """BentoML's OpenAPI document for this service, with `info.version` set (BentoML puts
     the version of a built Bento there, "None" when serving from source as skserve does),
-    an example request and answer on every endpoint, /metadata and the V2 protocol."""
+    the prediction routes with an example request and answer each, /metadata and the V2
+    protocol."""
     document = SKServe.openapi_spec.asdict()
     document["info"]["version"] = api_version(INFO)
     answer = example_answer(TASK, SCHEMA, INFO.tag)
-    return complete_openapi(document, EXAMPLE_ROW, answer, metadata_document(INFO),
+    schemas = {model.__name__: model.model_json_schema() for model in (Row, Prediction)}
+    return complete_openapi(document, schemas, EXAMPLE_ROW, answer, metadata_document(INFO),
                             v2.openapi_paths(V2_MODEL, EXAMPLE_ROW, answer))
 
 
@@ -148,32 +132,24 @@ class SKServe:
             return [(label, None) for label in scores.values]
         return list(zip(scores.values, scores.proba.tolist(), strict=True))
 
-    def _answer(self, output: Any) -> BaseModel:
-        if not TASK.is_classifier:
-            return Prediction(prediction=output, model_version=self.version)
-        label, proba = output
-        if proba is None:
-            return Prediction(label=label, model_version=self.version)
-        return Prediction(label=label, probabilities=dict(zip(KEYS, proba, strict=True)),
-                          model_version=self.version)
 
-    @bentoml.api(route="/predict")
-    async def predict(self, row: Row, /) -> Prediction:  # type: ignore[valid-type]
-        """Predict one row. Concurrent requests are merged into one model call."""
-        return self._answer(await self.batcher.submit(row.__dict__))
-
-    @bentoml.api(route="/predict_batch", input_spec=RowList)
-    async def predict_batch(self, rows: Rows, /) -> list[Prediction]:  # type: ignore[valid-type]
-        """Predict a list of rows (at most `SKSERVE_MAX_BATCH_ROWS`, default 1000).
-
-        Lists from concurrent requests are merged into one model call; if that call fails,
-        each request is re-run alone, so only a request with a row the model cannot score
-        fails."""
-        outputs = await self.batcher.submit_many([row.__dict__ for row in rows])
-        return [self._answer(output) for output in outputs]
+def answer(output: Any) -> dict[str, Any]:
+    """One row's answer (`Prediction` as a dict) from its `SKServe._predict_rows` output."""
+    if not TASK.is_classifier:
+        return {"prediction": output, "model_version": INFO.tag}
+    label, proba = output
+    if proba is None:
+        return {"label": label, "model_version": INFO.tag}
+    return {"label": label, "probabilities": dict(zip(KEYS, proba, strict=True)),
+            "model_version": INFO.tag}
 
 
-bentoml.asgi_app(v2.app(V2_MODEL, lambda: bentoml.get_current_service().batcher.submit_many),
+def submit() -> rest.Submit:
+    """The running service's micro-batcher (BentoML creates the service after the app)."""
+    return bentoml.get_current_service().batcher.submit_many
+
+
+bentoml.asgi_app(rest.PredictionRoutes(Row, ROWS, submit, answer, v2.app(V2_MODEL, submit)),
                  path="/")(SKServe)
 SKServe.add_asgi_middleware(
     EdgeMiddleware,

@@ -1,0 +1,91 @@
+"""Served predictions are bit-identical to the stored pipeline's, for a regressor and a
+classifier, through every route (real servers: the session's `skserve serve`s).
+
+The rows are sent concurrently, so the micro-batcher merges them into model calls of
+varying sizes, unlike the single in-process call they are compared with. Equality is exact
+(`==`, no tolerance): JSON carries a float64 as its shortest round-tripping text, and the
+pipelines score each row independently of the others in a call, so any difference would be
+a change to the model's input (a dtype, a parsed timestamp, a column order) on the way.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from skserve import store
+from skserve.loadtest.sampling import RowPool
+from skserve.schema import request_model, rows_to_frame
+from tests.service.test_http import post
+
+N_ROWS = 60
+
+
+def in_process(tag: str, rows: list[dict]) -> tuple[list, list | None]:
+    """The stored pipeline's predictions (and, with predict_proba, probabilities) for
+    `rows` as the service validates them, in one call."""
+    pipeline, info = store.load(tag)
+    valid = [request_model(info.schema)(**r).__dict__ for r in rows]
+    frame = rows_to_frame(info.schema, valid)
+    proba = pipeline.predict_proba(frame).tolist() if hasattr(pipeline, "predict_proba") \
+        else None
+    return pipeline.predict(frame).tolist(), proba
+
+
+def served(server, rows: list[dict]) -> tuple[list[dict], list[dict], dict]:
+    """The answers of /predict (concurrently, one row each), /predict_batch (one list) and
+    V2 infer (one request) for `rows`."""
+    with ThreadPoolExecutor(8) as pool:
+        singles = list(pool.map(lambda r: post(server, "/predict", r), rows))
+    assert {s for s, _, _ in singles} == {200}
+    status, _, batch = post(server, "/predict_batch", rows)
+    assert status == 200
+    meta = post(server, "/predict_batch", rows[:1])[2][0]["model_version"]
+    name, version = meta.split(":")
+    columns = {k: [r[k] for r in rows] for k in rows[0]}
+    info = store.get_info(meta)
+    inputs = [{"name": f.name, "shape": [len(rows)], "data": columns[f.name],
+               "datatype": {"float": "FP64", "int": "INT64"}.get(f.dtype, "BYTES")}
+              for f in info.schema.features]
+    status, _, v2 = post(server, f"/v2/models/{name}/versions/{version}/infer",
+                         {"inputs": inputs})
+    assert status == 200
+    return [body for _, _, body in singles], batch, v2
+
+
+def sample(tag: str) -> list[dict]:
+    info = store.get_info(tag)
+    return RowPool.from_schema([f.__dict__ for f in info.schema.features], seed=3,
+                               size=N_ROWS).rows
+
+
+def test_a_regressor_serves_exactly_what_it_predicts(server, trained_model):
+    rows = sample(trained_model)
+    want, _ = in_process(trained_model, rows)
+    singles, batch, v2 = served(server, rows)
+    assert [b["prediction"] for b in singles] == want
+    assert [b["prediction"] for b in batch] == want
+    assert v2["outputs"][0]["data"] == want
+
+
+def test_a_classifier_serves_exactly_what_it_predicts(classifier_server, classifier_model):
+    rows = sample(classifier_model)
+    labels, proba = in_process(classifier_model, rows)
+    assert proba is not None
+    singles, batch, v2 = served(classifier_server, rows)
+    for answers in (singles, batch):
+        assert [b["label"] for b in answers] == labels
+        assert [list(b["probabilities"].values()) for b in answers] == proba
+    outputs = {o["name"]: o["data"] for o in v2["outputs"]}
+    assert outputs["predict"] == labels
+    assert outputs["predict_proba"] == [p for row in proba for p in row]
+
+
+@pytest.mark.parametrize("n", [1, 7, 64])
+def test_merged_calls_do_not_change_a_row(server, trained_model, n):
+    """The same row scored alone and inside lists of other rows gives the same number."""
+    rows = sample(trained_model)[:n]
+    want, _ = in_process(trained_model, rows[:1])
+    status, _, batch = post(server, "/predict_batch", rows)
+    assert status == 200 and batch[0]["prediction"] == want[0]
