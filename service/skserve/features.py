@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -10,7 +12,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .schema import FeatureSchema
+if TYPE_CHECKING:  # pipelines unpickle without the serving stack (bench_serve's peers)
+    from .schema import FeatureSchema
 
 TIME_FEATURES = (
     "hour", "dayofweek", "month", "is_weekend",
