@@ -239,6 +239,54 @@ def check(url: str, target: Target, rows: list[dict], want: list[float],
     return worst
 
 
+# --------------------------------------------------------------------------- profiles
+
+
+def start_profiles(root_pid: int, seconds: float, out: Path) -> list[subprocess.Popen]:
+    """py-spy (sampling only the thread that holds the GIL: where Python time goes) on
+    every process of a server, for `seconds`, in py-spy's collapsed-stack format."""
+    spy = str(BIN / "py-spy")
+    return [subprocess.Popen([spy, "record", "--pid", str(pid), "--duration",
+                              str(max(1, int(seconds))), "--rate", "200", "--gil",
+                              "--nonblocking", "--format", "raw",
+                              "--output", str(out / f"profile-{pid}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for pid in sample_tree(root_pid).procs]
+
+
+def frame_name(frame: str) -> str:
+    """`fn (path/file.py:12)` → `fn (file.py)`."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.split(':')[0].rsplit('/', 1)[-1]})" if where else name
+
+
+def profile_summary(files: list[Path], top: int = 25) -> str:
+    """Inclusive and self shares of the samples, by function, over all `files`."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for path in files:
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            n = int(count)
+            total += n
+            frames = [frame_name(f) for f in stack.split(";")]
+            for name in set(frames):
+                inclusive[name] = inclusive.get(name, 0) + n
+            own[frames[-1]] = own.get(frames[-1], 0) + n
+    if not total:
+        return "no samples"
+    lines = [f"{total} samples (GIL held)", "inclusive:"]
+    lines += [f"  {100 * v / total:5.1f}% {k}" for k, v in
+              sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]]
+    lines.append("self:")
+    lines += [f"  {100 * v / total:5.1f}% {k}" for k, v in
+              sorted(own.items(), key=lambda kv: -kv[1])[:top]]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- one run
 
 
@@ -251,9 +299,10 @@ def worker_split(before: Any, after: Any) -> list[float]:
 
 
 def bench_one(target: Target, argv: list[str], env: dict, users: int, duration: float,
-              bodies: Path, rows_csv: Path, out: Path, check_with: Callable[[str], float]
-              ) -> dict:
-    """Start `target` cold, check its predictions, load it, stop it; one table row."""
+              bodies: Path, rows_csv: Path, out: Path, check_with: Callable[[str], float],
+              profile: bool = False) -> dict:
+    """Start `target` cold, check its predictions, load it (profiled with py-spy if
+    `profile`: the summary goes to `out/profile.txt`), stop it; one table row."""
     scratch = out / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -265,11 +314,16 @@ def bench_one(target: Target, argv: list[str], env: dict, users: int, duration: 
         cold = server.cold_start_s
         worst = check_with(server.url)
         before = sample_tree(server.pid)
+        spies = start_profiles(server.pid, duration - 4, out) if profile else []
         result = run_locust(server.url, users=users, duration_s=duration, cores=[0],
                             locustfile=REPO / "loadtest" / "bench_locustfile.py",
                             sample_file=rows_csv, out_dir=out, html=False,
                             env={**os.environ, "SKSERVE_BENCH_BODIES": str(bodies)})
         after = sample_tree(server.pid)
+        for spy in spies:
+            spy.wait(timeout=60)
+    if profile:
+        (out / "profile.txt").write_text(profile_summary(sorted(out.glob("profile-*.txt"))))
     split = worker_split(before, after)
     busy = split[:2]
     return {"server": target.name, "rps": result.rps, "p50 ms": result.p50_ms,
@@ -371,6 +425,9 @@ def main() -> int:
     parser.add_argument("--against", metavar="REF",
                         help="also run /predict and /predict_batch from this git ref's source "
                              "(e.g. main), side by side; BENCHMARKS.md is not written")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy every server's processes under load (GIL samples); "
+                             "a summary per run in OUT/rN-i/profile.txt")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="LOAD",
                         help="first wait (up to 30 min) until the 1-min load average stays "
                              "below LOAD for 3 minutes")
@@ -423,7 +480,8 @@ def main() -> int:
             print(f"round {rnd + 1}/{args.rounds}: {t.name}", file=sys.stderr, flush=True)
             row = bench_one(t, argv, target_env, args.users, args.duration, bodies, rows_csv,
                             args.out / f"r{rnd}-{i}",
-                            lambda url, t=t: check(url, t, rows[:CHECK_ROWS], want, features))
+                            lambda url, t=t: check(url, t, rows[:CHECK_ROWS], want, features),
+                            args.profile)
             runs[t.name].append(row)
             print(f"  {row['rps']:.0f} rps, p99 {row['p99 ms']:.0f} ms, "
                   f"{row['server CPU ms/req']:.2f} CPU ms/req, split "

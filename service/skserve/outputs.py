@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import numpy as np
-import pandas as pd
 
 from .store import ModelInfo
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROBA_PREFIX = "proba_"
 

@@ -11,13 +11,14 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, create_model
 
 from .errors import InvalidInput
 from .validation import Rule
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .outputs import Task
 
 Dtype = Literal["float", "int", "category", "datetime"]
@@ -84,6 +85,7 @@ def infer_schema(frame: pd.DataFrame, target: str, time_column: str | None = Non
                  task: str = "regression") -> FeatureSchema:
     """Describe every non-target column of a training frame; the target's range for a
     regression (a classifier's labels are not numbers)."""
+
     if target not in frame.columns:
         raise InvalidInput(f"target column {target!r} is not in the data ({list(frame.columns)})")
     features = infer_features(frame.drop(columns=[target]), time_column)
@@ -95,6 +97,8 @@ def infer_schema(frame: pd.DataFrame, target: str, time_column: str | None = Non
 
 def infer_features(frame: pd.DataFrame, time_column: str | None = None) -> list[Feature]:
     """One `Feature` per column, in order: dtype, observed range, levels, nullability."""
+    import pandas as pd  # here, not at import: the service starts without it
+
     if time_column is not None and time_column not in frame.columns:
         raise InvalidInput(f"time column {time_column!r} is not in the data")
     features = []
@@ -144,6 +148,8 @@ def request_model(schema: FeatureSchema, name: str = "Row") -> type[BaseModel]:
 
 def rows_to_frame(schema: FeatureSchema, rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Build the model's input frame from validated rows, with the training dtypes."""
+    import pandas as pd  # here, not at import: the service starts without it
+
     columns: dict[str, Any] = {}
     for f in schema.features:
         values = [row[f.name] for row in rows]
@@ -158,6 +164,8 @@ def rows_to_frame(schema: FeatureSchema, rows: list[dict[str, Any]]) -> pd.DataF
 
 def out_of_range_counts(schema: FeatureSchema, frame: pd.DataFrame) -> dict[str, int]:
     """Per feature, how many values fall outside what training saw (the first drift signal)."""
+    import pandas as pd  # here, not at import: the service starts without it
+
     counts: dict[str, int] = {}
     for f in schema.features:
         if f.name not in frame.columns:

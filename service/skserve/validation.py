@@ -41,17 +41,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
     from .schema import Feature
+
+# pandas and pyarrow are imported where a column is checked (batch scoring), not here: the
+# service checks single values and starts faster without them (BENCHMARKS.md).
 
 # Timestamps more than this many years from the training range are input errors.
 DATETIME_VALID_YEARS = 50
-# The years pandas (and so the model's pipeline) can hold as datetime64[ns].
-PANDAS_YEARS = (pd.Timestamp.min.year + 1, pd.Timestamp.max.year - 1)
+# The whole years pandas (and so the model's pipeline) can hold as datetime64[ns]:
+# pd.Timestamp.min is in 1677 and pd.Timestamp.max in 2262 (tests/service/test_schema.py).
+PANDAS_YEARS = (1678, 2261)
 
 _DATE = r"(?P<date>[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]))"
 _TIME = r"(?P<time>(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])(?:\.(?P<frac>[0-9]+))?"
@@ -209,6 +213,10 @@ class Rule:
             verdict.fail(~present, REQUIRED)
 
     def _number_column(self, col: pd.Series, text: bool, verdict: ColumnCheck) -> None:
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         if text:
             strings = _strings(col)
             present = _mask(strings.is_valid())
@@ -241,6 +249,9 @@ class Rule:
         verdict.values = x
 
     def _category_column(self, col: pd.Series, text: bool, verdict: ColumnCheck) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         levels = pa.array(list(self.levels or ()), pa.string())
         if text or _is_string_dtype(col):
             strings = _strings(col)
@@ -259,6 +270,10 @@ class Rule:
         verdict.values = strings.to_numpy(zero_copy_only=False)
 
     def _timestamp_column(self, col: pd.Series, text: bool, verdict: ColumnCheck) -> None:
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         n = len(col)
         if not text and pd.api.types.is_datetime64_any_dtype(col):
             stamps = col.dt.tz_localize(None) if col.dt.tz is not None else col
@@ -348,10 +363,15 @@ class ColumnCheck:
 
 def _mask(values: Any) -> np.ndarray:
     """A boolean Arrow array (nulls as False) as numpy."""
+    import pyarrow.compute as pc
+
     return pc.fill_null(values, False).to_numpy(zero_copy_only=False)
 
 
 def _is_string_dtype(col: pd.Series) -> bool:
+    import pandas as pd
+    import pyarrow as pa
+
     return isinstance(col.dtype, pd.StringDtype) or (
         isinstance(col.dtype, pd.ArrowDtype) and pa.types.is_string(col.dtype.pyarrow_dtype))
 
@@ -359,6 +379,8 @@ def _is_string_dtype(col: pd.Series) -> bool:
 def _strings(col: pd.Series) -> pa.Array:
     """A column of text (None for missing) as an Arrow string array, without copies when it
     is Arrow-backed already."""
+    import pyarrow as pa
+
     if _is_string_dtype(col):
         arr = pa.array(col.array)
         return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
@@ -386,6 +408,8 @@ def _python_numbers(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def _python_timestamps(col: pd.Series) -> tuple[pa.Array, np.ndarray]:
     """Text for a column of Python objects (datetimes written as ISO text, strings as they
     are), and the rows holding something else (numbers, dates without a time)."""
+    import pyarrow as pa
+
     values = col.astype(object).to_numpy()
     missing = _missing(values)
     text: list[str | None] = [None] * len(values)
@@ -403,5 +427,7 @@ def _python_timestamps(col: pd.Series) -> tuple[pa.Array, np.ndarray]:
 
 def _missing(values: np.ndarray) -> np.ndarray:
     """None, NaN, NaT and pd.NA in an object array: a typed file's missing values."""
+    import pandas as pd
+
     return np.fromiter((v is None or (pd.api.types.is_scalar(v) and bool(pd.isna(v)))
                         for v in values), bool, len(values))

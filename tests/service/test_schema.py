@@ -155,3 +155,11 @@ def test_rows_to_frame_and_out_of_range(frame):
     assert pd.api.types.is_datetime64_any_dtype(built["ts"])
     assert math.isnan(built["temp"][1])
     assert out_of_range_counts(schema, built) == {"temp": 1, "count": 1}
+
+
+def test_pandas_years_are_what_pandas_can_hold():
+    """validation.PANDAS_YEARS is written out (the service imports no pandas to check a
+    value): the whole years between pandas' first and last Timestamp."""
+    from skserve.validation import PANDAS_YEARS
+
+    assert (pd.Timestamp.min.year + 1, pd.Timestamp.max.year - 1) == PANDAS_YEARS
