@@ -290,6 +290,19 @@ def profile_summary(files: list[Path], top: int = 25) -> str:
 # --------------------------------------------------------------------------- one run
 
 
+def rows_per_model_call(url: str) -> float | None:
+    """skserve's mean rows per model call over the server's life, from its /metrics
+    (`skserve_model_batch_rows` sum over count): how much the micro-batcher merged."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    totals = {"_sum": 0.0, "_count": 0.0}
+    for line in text.splitlines():
+        for suffix in totals:
+            if line.startswith(f"skserve_model_batch_rows{suffix}"):
+                totals[suffix] += float(line.rsplit(" ", 1)[1])
+    return totals["_sum"] / totals["_count"] if totals["_count"] else None
+
+
 def worker_split(before: Any, after: Any) -> list[float]:
     """CPU seconds of each process that used any, busiest first (a prefork server's
     workers; the supervisor shows ~0)."""
@@ -320,6 +333,7 @@ def bench_one(target: Target, argv: list[str], env: dict, users: int, duration: 
                             sample_file=rows_csv, out_dir=out, html=False,
                             env={**os.environ, "SKSERVE_BENCH_BODIES": str(bodies)})
         after = sample_tree(server.pid)
+        per_call = rows_per_model_call(server.url) if target.peer is None else None
         for spy in spies:
             spy.wait(timeout=60)
     if profile:
@@ -329,6 +343,7 @@ def bench_one(target: Target, argv: list[str], env: dict, users: int, duration: 
     return {"server": target.name, "rps": result.rps, "p50 ms": result.p50_ms,
             "p95 ms": result.p95_ms, "p99 ms": result.p99_ms, "failures": result.failures,
             "server CPU ms/req": cpu_ms_per_request(before, after, result.requests),
+            "rows per model call": per_call,
             "worker CPU split": (busy[-1] / busy[0]) if len(busy) == 2 and busy[0] else 0.0,
             "RSS MB/worker": max(p.rss_bytes for p in after.procs.values()) / 2**20,
             "cold start s": cold, "max |Δ| vs in-process": worst,
@@ -337,6 +352,20 @@ def bench_one(target: Target, argv: list[str], env: dict, users: int, duration: 
 
 
 # --------------------------------------------------------------------------- the report
+
+
+def median_row(runs: list[dict]) -> dict:
+    """One table row from a target's rounds: medians of the numbers, "any" of the flags."""
+    row: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        values = [r[key] for r in runs]
+        if isinstance(first, bool):
+            row[key] = any(values)
+        elif isinstance(first, int | float) and None not in values:
+            row[key] = statistics.median(values)
+        else:
+            row[key] = first
+    return row
 
 
 def in_process_limit(pipeline: Any, info: Any) -> dict[str, float]:
@@ -484,14 +513,12 @@ def main() -> int:
                             args.profile)
             runs[t.name].append(row)
             print(f"  {row['rps']:.0f} rps, p99 {row['p99 ms']:.0f} ms, "
-                  f"{row['server CPU ms/req']:.2f} CPU ms/req, split "
+                  f"{row['server CPU ms/req']:.2f} CPU ms/req, {row['rows per model call']} "
+                  f"rows per call, split "
                   f"{row['worker CPU split']:.2f}, max |Δ| {row['max |Δ| vs in-process']:g}",
                   file=sys.stderr, flush=True)
             loads.append(os.getloadavg())
-    table_rows = [{k: (statistics.median(r[k] for r in rs)
-                       if isinstance(rs[0][k], int | float) and not isinstance(rs[0][k], bool)
-                       else any(r[k] for r in rs)) if k != "server" else rs[0][k]
-                   for k in rs[0]} for rs in runs.values()]
+    table_rows = [median_row(rs) for rs in runs.values()]
     peers = [r for r in table_rows if not r["server"].startswith("skserve")]
     best = max(peers, key=lambda r: r["rps"]) if peers else None
     for row in table_rows:
@@ -501,11 +528,13 @@ def main() -> int:
     table_rows.sort(key=lambda r: -r["rps"])
     limit = in_process_limit(pipeline, info)
     columns = ["server", "rps", "rps vs best peer", "p50 ms", "p95 ms", "p99 ms", "failures",
-               "server CPU ms/req", "CPU vs best peer", "worker CPU split", "RSS MB/worker",
+               "server CPU ms/req", "CPU vs best peer", "rows per model call",
+               "worker CPU split", "RSS MB/worker",
                "cold start s", "max |Δ| vs in-process", "Locust CPU", "Locust saturated"]
     formats = {"rps": ".0f", "rps vs best peer": ".2f", "p50 ms": ".0f", "p95 ms": ".0f",
                "p99 ms": ".0f", "server CPU ms/req": ".2f", "CPU vs best peer": ".2f",
-               "worker CPU split": ".2f", "RSS MB/worker": ".0f", "cold start s": ".1f",
+               "rows per model call": ".1f", "worker CPU split": ".2f",
+               "RSS MB/worker": ".0f", "cold start s": ".1f",
                "max |Δ| vs in-process": "g", "Locust CPU": ".2f"}
     low, high = min(a[0] for a in loads), max(a[0] for a in loads)
     body = (
