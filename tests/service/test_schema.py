@@ -154,7 +154,7 @@ def test_rows_to_frame_and_out_of_range(frame):
     assert list(built.columns) == schema.names
     assert pd.api.types.is_datetime64_any_dtype(built["ts"])
     assert math.isnan(built["temp"][1])
-    assert out_of_range_counts(schema, built) == {"temp": 1, "count": 1}
+    assert out_of_range_counts(schema, rows) == {"temp": 1, "count": 1}
 
 
 def test_pandas_years_are_what_pandas_can_hold():
