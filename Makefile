@@ -44,7 +44,7 @@ test: venv tools ## install what the tests need and run them (not the e2e ones)
 lint: venv ## ruff over everything
 	$(BIN)/ruff check service tests loadtest hack
 
-bench-serve: venv ## side-by-side online serving benchmark → BENCHMARKS.md
+bench-serve: venv ## skserve beside FastAPI, BentoML, MLServer and KServe on the same model → BENCHMARKS.md
 	$(BIN)/python loadtest/bench_serve.py $(ARGS)
 
 bench-batch: venv ## batch scoring benchmark on 1M rows → BENCHMARKS.md
