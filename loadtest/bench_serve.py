@@ -441,11 +441,14 @@ def wait_for_quiet(max_load: float, quiet_s: float, give_up_s: float) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=20, help="seconds per run")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench-serve")
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--users", type=int, default=32, help="Locust users (default 32)")
+    parser.add_argument("--duration", type=float, default=20,
+                        help="seconds of load per run (default 20)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="interleaved rounds; the table shows medians (default 2)")
+    parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench-serve",
+                        help="Locust's files, server logs, profiles (default reports/bench-serve)")
     parser.add_argument("--peers-venv", type=Path, default=REPO / ".cache" / "bench-peers",
                         help="where the peers' virtual environments live")
     parser.add_argument("--only", default="", help="comma-separated target keys: " + ", ".join(
