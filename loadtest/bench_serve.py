@@ -13,7 +13,9 @@ run on this machine; prints a table and updates BENCHMARKS.md ("Online serving")
   rounds interleave the servers so drift in machine load hits them alike; medians shown.
 - Measured: rps, p50/p95/p99 (skserve's bounded-error histograms), failures, server CPU
   per request and per worker (from /proc, the whole process tree), RSS per worker (the
-  largest process), cold start (spawn to ready), Locust's own CPU, the load average.
+  largest process), cold start (spawn to ready), how evenly the two busiest processes
+  shared the CPU and which of uvloop/httptools/pyarrow they loaded, Locust's own CPU, the
+  load average.
 
 `--against REF` adds skserve's /predict and /predict_batch as of a git ref (e.g. `main`),
 run from that ref's source with this venv's packages: a change's cost, side by side
@@ -303,12 +305,32 @@ def rows_per_model_call(url: str) -> float | None:
     return totals["_sum"] / totals["_count"] if totals["_count"] else None
 
 
-def worker_split(before: Any, after: Any) -> list[float]:
-    """CPU seconds of each process that used any, busiest first (a prefork server's
+def worker_cpu(before: Any, after: Any) -> list[tuple[int, float]]:
+    """(pid, CPU seconds) of each process that used any, busiest first (a prefork server's
     workers; the supervisor shows ~0)."""
-    used = [after.procs[p].cpu_s - before.procs[p].cpu_s for p in after.procs
+    used = [(p, after.procs[p].cpu_s - before.procs[p].cpu_s) for p in after.procs
             if p in before.procs]
-    return sorted((u for u in used if u > 0.05), reverse=True)
+    return sorted(((p, u) for p, u in used if u > 0.05), key=lambda pu: -pu[1])
+
+
+
+NATIVE = ("uvloop", "httptools", "pyarrow")
+
+
+def native_libs(pids: list[int]) -> str:
+    """Which of `NATIVE` every one of `pids` has loaded, from /proc/PID/maps: what the
+    workers really run, not what is installed. uvloop is the event loop and httptools the
+    HTTP parser (without them: asyncio's loop and the pure-Python h11); pyarrow is RSS that
+    pandas brings in whenever it is installed ("-": none of them)."""
+    loaded = None
+    for pid in pids:
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+        here = {lib for lib in NATIVE if f"/{lib}/" in maps}
+        loaded = here if loaded is None else loaded & here
+    return "+".join(sorted(loaded)) if loaded else "-"
 
 
 def bench_one(target: Target, argv: list[str], env: dict, users: int, duration: float,
@@ -333,18 +355,20 @@ def bench_one(target: Target, argv: list[str], env: dict, users: int, duration: 
                             sample_file=rows_csv, out_dir=out, html=False,
                             env={**os.environ, "SKSERVE_BENCH_BODIES": str(bodies)})
         after = sample_tree(server.pid)
+        busy = worker_cpu(before, after)[:2]
+        libs = native_libs([pid for pid, _ in busy])  # while the workers are alive
         per_call = rows_per_model_call(server.url) if target.peer is None else None
         for spy in spies:
             spy.wait(timeout=60)
     if profile:
         (out / "profile.txt").write_text(profile_summary(sorted(out.glob("profile-*.txt"))))
-    split = worker_split(before, after)
-    busy = split[:2]
+    cpu = [used for _, used in busy]
     return {"server": target.name, "rps": result.rps, "p50 ms": result.p50_ms,
             "p95 ms": result.p95_ms, "p99 ms": result.p99_ms, "failures": result.failures,
             "server CPU ms/req": cpu_ms_per_request(before, after, result.requests),
             "rows per model call": per_call,
-            "worker CPU split": (busy[-1] / busy[0]) if len(busy) == 2 and busy[0] else 0.0,
+            "worker CPU split": (cpu[-1] / cpu[0]) if len(cpu) == 2 and cpu[0] else 0.0,
+            "loaded in workers": libs,
             "RSS MB/worker": max(p.rss_bytes for p in after.procs.values()) / 2**20,
             "cold start s": cold, "max |Δ| vs in-process": worst,
             "Locust CPU": max(result.loadgen_cpu.values(), default=0.0),
@@ -518,7 +542,8 @@ def main() -> int:
             print(f"  {row['rps']:.0f} rps, p99 {row['p99 ms']:.0f} ms, "
                   f"{row['server CPU ms/req']:.2f} CPU ms/req, {row['rows per model call']} "
                   f"rows per call, split "
-                  f"{row['worker CPU split']:.2f}, max |Δ| {row['max |Δ| vs in-process']:g}",
+                  f"{row['worker CPU split']:.2f}, loaded {row['loaded in workers']}, "
+                  f"max |Δ| {row['max |Δ| vs in-process']:g}",
                   file=sys.stderr, flush=True)
             loads.append(os.getloadavg())
     table_rows = [median_row(rs) for rs in runs.values()]
@@ -532,7 +557,7 @@ def main() -> int:
     limit = in_process_limit(pipeline, info)
     columns = ["server", "rps", "rps vs best peer", "p50 ms", "p95 ms", "p99 ms", "failures",
                "server CPU ms/req", "CPU vs best peer", "rows per model call",
-               "worker CPU split", "RSS MB/worker",
+               "worker CPU split", "loaded in workers", "RSS MB/worker",
                "cold start s", "max |Δ| vs in-process", "Locust CPU", "Locust saturated"]
     formats = {"rps": ".0f", "rps vs best peer": ".2f", "p50 ms": ".0f", "p95 ms": ".0f",
                "p99 ms": ".0f", "server CPU ms/req": ".2f", "CPU vs best peer": ".2f",
@@ -551,6 +576,9 @@ def main() -> int:
         "request.\n"
         "- *worker CPU split*: the less busy worker's CPU over the busier one's (1.00 = "
         "even; 0 = one worker did everything).\n"
+        "- *loaded in workers*: which of uvloop (event loop), httptools (HTTP parser) and "
+        "pyarrow (which pandas imports whenever it is installed) both busiest processes have "
+        "mapped, from /proc/PID/maps.\n"
         "- *max |Δ| vs in-process*: the largest difference between a served prediction and "
         f"`pipeline.predict` in process, over {CHECK_ROWS} rows sent one per request before "
         "the load (0 = identical).\n"
