@@ -18,9 +18,11 @@ from typing import TextIO
 from . import __version__
 from .console import print_table, say, set_thread_env, stderr_console
 from .errors import InvalidInput, ModelNotFound, SkserveError
+from .extras import SERVE, require
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    require("skserve train", *SERVE)
     from . import store
     from .data import load_file, load_reference
     from .train import detect_task, model_labels, model_metadata
@@ -132,6 +134,7 @@ def _cell(value: float | None, fmt: str) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    require("skserve import", *SERVE)
     from . import store
     from .importer import import_model
 
@@ -180,6 +183,7 @@ def serve_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    require("skserve serve", *SERVE)
     from . import logs, store
     from .edge import default_max_body_bytes
     from .schema import example_row
@@ -207,6 +211,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    require("skserve models", *SERVE)
     import bentoml
 
     from . import store

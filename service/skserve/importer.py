@@ -30,6 +30,7 @@ import pandas as pd
 
 from .data import read_table
 from .errors import InputNotFound, InvalidInput, Unavailable
+from .extras import require
 from .schema import Feature, FeatureSchema, infer_features, rows_to_frame
 from .train import (
     TASKS,
@@ -216,6 +217,7 @@ def _load_file(path: Path, fmt: str, trust: list[str], trust_pickle: bool,
 
 
 def _load_skops(path: Path, trust: list[str], mlflow_model: MlflowModel | None) -> Any:
+    require(f"importing {path.name}", "skops")
     import skops.io
 
     untrusted = skops.io.get_untrusted_types(file=path)
@@ -234,11 +236,9 @@ def _load_skops(path: Path, trust: list[str], mlflow_model: MlflowModel | None) 
 def read_mlflow(folder: Path) -> tuple[Path, MlflowModel]:
     """Read an MLflow model folder's `MLmodel` with MLflow's API: the sklearn flavor's model
     file and serialization format, the signature as features, the input example."""
-    try:
-        from mlflow.models import Model
-    except ImportError as exc:
-        raise Unavailable("importing an MLflow model needs MLflow: pip install "
-                          "'skserve[mlflow]' (or mlflow-skinny)") from exc
+    require("importing an MLflow model folder", "mlflow")
+    from mlflow.models import Model
+
     model = Model.load(str(folder))
     flavor = model.flavors.get("sklearn")
     if flavor is None:

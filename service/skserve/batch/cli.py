@@ -15,6 +15,7 @@ from typing import Any
 
 from ..console import print_table, set_thread_env
 from ..console import say as _say
+from ..extras import KUBE, SERVE, require
 
 
 def _emit(args: argparse.Namespace, doc: Any) -> None:
@@ -28,6 +29,7 @@ def _env_int(name: str, default: int) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    require("skserve batch run", *SERVE)
     set_thread_env()  # before scikit-learn loads
     from .run import EXIT_THRESHOLD, RunOptions, ThresholdExceeded, run_job
 
@@ -83,6 +85,7 @@ def _result_path(opts: Any) -> Path:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    require("skserve batch merge", *SERVE)
     from .run import try_merge
 
     manifest = try_merge(args.output, args.output_file_name, require_all=False)
@@ -97,6 +100,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _kube(args: argparse.Namespace):
+    require(f"skserve batch {args.batch_command}", *KUBE)
     from . import kube
 
     return kube.Cluster(namespace=args.namespace, release=args.release,

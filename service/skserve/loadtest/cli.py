@@ -20,6 +20,7 @@ from typing import Any
 
 from ..console import say as _say
 from ..errors import InputNotFound, InvalidInput, JobFailed, Unavailable
+from ..extras import KUBE, LOADTEST, require
 from .schedules import DEFAULT_DURATION_S, SHAPES, parse_duration
 
 EPILOG = """\
@@ -170,6 +171,9 @@ def _run_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
+    require("skserve loadtest", *LOADTEST)
+    if args.deployment:
+        require("skserve loadtest --watch-deployment", *KUBE)
     from .harness import run_locust
     from .replicas import ReplicaWatcher
     from .report import render_plots, summary_markdown, write_html

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
+from ..extras import require
 
 POOL_SIZE = 1024
 
@@ -75,9 +76,11 @@ def rows_from_file(path: Path, features: Sequence[str] | None = None) -> list[di
     With `features`, only those columns are kept (a training file's target is dropped);
     a missing feature column is an error naming it.
     """
+    suffix = path.suffix.lower()
+    require(f"a sample file ({path.name})", "pandas",
+            *(["pyarrow"] if suffix in (".parquet", ".pq") else []))
     import pandas as pd
 
-    suffix = path.suffix.lower()
     if suffix == ".csv":
         frame = pd.read_csv(path)
     elif suffix in (".parquet", ".pq"):

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..console import say
 from ..errors import InvalidInput, RolloutFailed, Unavailable
+from ..extras import SERVE, require
 from . import analysis, state
 from .store import Conflict, LocalStore
 
@@ -183,6 +184,7 @@ def _target_args(p: argparse.ArgumentParser) -> None:
 # --- up / down -------------------------------------------------------------------------------
 
 def cmd_up(args: argparse.Namespace) -> int:
+    require("skserve up", *SERVE)
     from . import stack
 
     root = stack.stack_dir(args.dir)
@@ -239,6 +241,7 @@ class Local:
 
     def controller(self, smoke_rows=(), selector: str = analysis.DEFAULT_SELECTOR,
                    on_event=None):
+        require("skserve rollout --local", *SERVE)  # the slots' servers, httpx for Prometheus
         from . import stack
         from .controller import Controller
         from .prometheus import Prometheus

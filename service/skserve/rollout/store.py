@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..batch.output import atomic_path
 from ..errors import InvalidInput
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?")
@@ -65,6 +64,8 @@ class StateStore(Protocol):
 
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` so readers see the old or the new file, never half of one."""
+    from ..batch.output import atomic_path  # lazily: that module brings pyarrow
+
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
