@@ -11,7 +11,9 @@
 # Steps: host packages (podman, buildah, debootstrap, ...) → containers.conf fix → base image
 # localhost/skserve-base:bookworm from debootstrap (built once, kept in podman's storage) →
 # wheels from PyPI with `pip download`, pinned to the venv's versions (cached in .cache/wheels)
-# → the project's wheel → the model copied out of the store → `podman build --network=none`.
+# of `skserve[serve]` only (what serving and batch scoring need), their shared libraries
+# stripped (strip_wheels.py) → the project's wheel → the model copied out of the store →
+# `podman build --network=none`.
 # Prints the image reference (or the context path) on stdout; progress goes to stderr.
 # Environment: PYTHON (default .venv/bin/python), IMAGE_REPO (default localhost/skserve),
 # BASE_IMAGE (default localhost/skserve-base:bookworm), DEBIAN_MIRROR, REBUILD_BASE=1.
@@ -35,6 +37,8 @@ PYTHON=${PYTHON:-$repo/.venv/bin/python}
 base_image=${BASE_IMAGE:-localhost/skserve-base:bookworm}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 wheels=$repo/.cache/wheels/cp311-manylinux-x86_64
+extras=serve      # the image carries what `skserve serve` and `skserve batch run` need
+UV_FALLBACK=0.13.9  # uv for the build when the venv has none
 unset PIP_FIND_LINKS  # only our own wheel cache, whatever this machine's pip defaults say
 t0=$SECONDS
 log() { printf '[image] %s\n' "$*" >&2; }
@@ -42,7 +46,8 @@ log() { printf '[image] %s\n' "$*" >&2; }
 install_host_packages() {
   local need=() pair
   for pair in podman:podman buildah:buildah runc:runc crun:crun slirp4netns:slirp4netns \
-              fuse-overlayfs:fuse-overlayfs newuidmap:uidmap debootstrap:debootstrap; do
+              fuse-overlayfs:fuse-overlayfs newuidmap:uidmap debootstrap:debootstrap \
+              strip:binutils; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
   done
   ((${#need[@]})) || return 0
@@ -72,28 +77,30 @@ build_base_image() {
   log "base image ready ($((SECONDS - t0)) s)"
 }
 
-# Every dependency wheel for CPython 3.11 on glibc x86_64, pinned by constraints.txt; offline
-# when the cache already has them all.
+# Every wheel `skserve[$EXTRAS]` needs for CPython 3.11 on glibc x86_64, pinned by
+# constraints.txt; offline when the cache already has them all. Then the exact set, its
+# shared libraries stripped (strip_wheels.py), and uv, the installer used inside the build.
 fetch_wheels() {
-  local platforms=(--platform manylinux2014_x86_64) v
+  local platforms=(--platform manylinux2014_x86_64) v target
   for v in 17 24 27 28 31 34 35 36; do platforms+=(--platform "manylinux_2_${v}_x86_64"); done
   platforms+=(--platform any)
+  target="skserve[$extras] @ file://$wheel"
   download() {
     "$PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
       --python-version 3.11 --implementation cp --abi cp311 "${platforms[@]}" \
-      --constraint "$context/constraints.txt" --dest "$wheels" "$@" "$wheel" >&2
+      --constraint "$context/constraints.txt" --dest "$wheels" "$@" >&2
   }
   mkdir -p "$wheels"
-  if download --no-index --find-links "$wheels" 2>/dev/null; then
+  if download --no-index --find-links "$wheels" "$target" "$uv_pin" 2>/dev/null; then
     log "wheels: all in the cache ($wheels)"
   else
     log "wheels: fetching from PyPI into $wheels"
-    download
+    download "$target" "$uv_pin"
   fi
   # The exact set the image installs, resolved from the cache alone: name==version lines.
   "$PYTHON" -m pip install --quiet --disable-pip-version-check --dry-run --ignore-installed \
     --no-index --find-links "$wheels" --constraint "$context/constraints.txt" \
-    --report "$context/report.json" "$wheel" >&2
+    --report "$context/report.json" "$target" >&2
   "$PYTHON" - "$context/report.json" >"$context/requirements.lock" <<'PY'
 import json
 import sys
@@ -102,20 +109,21 @@ report = json.load(open(sys.argv[1]))
 print("\n".join(sorted(f"{i['metadata']['name']}=={i['metadata']['version']}"
                        for i in report["install"] if i["metadata"]["name"] != "skserve")))
 PY
-  rm -f "$context/report.json"
-  log "$(wc -l <"$context/requirements.lock") pinned dependencies"
+  log "$(wc -l <"$context/requirements.lock") pinned dependencies (skserve[$extras])"
   # Hard links keep the context cheap; the bind mount keeps the wheels out of the image.
-  cp -al "$wheels" "$context/wheels"
-  # The installer used inside the build: uv's binary from its pinned wheel.
+  "$PYTHON" "$here/strip_wheels.py" "$context/report.json" "$wheels-stripped" \
+    "$context/wheels"
+  rm -f "$context/report.json"
+  # The installer used inside the build: uv's binary from its wheel (never installed).
   mkdir -p "$context/tools"
-  "$PYTHON" - "$context/requirements.lock" "$wheels" "$context/tools/uv" <<'PY'
+  "$PYTHON" - "$uv_pin" "$wheels" "$context/tools/uv" <<'PY'
 import os
 import pathlib
 import sys
 import zipfile
 
-pin = next(line.strip().split("==")[1] for line in open(sys.argv[1]) if line.startswith("uv=="))
-wheel = next(pathlib.Path(sys.argv[2]).glob(f"uv-{pin}-*.whl"))
+version = sys.argv[1].split("==")[1]
+wheel = next(pathlib.Path(sys.argv[2]).glob(f"uv-{version}-*.whl"))
 with zipfile.ZipFile(wheel) as z:
     member = next(n for n in z.namelist() if n.endswith(".data/scripts/uv"))
     pathlib.Path(sys.argv[3]).write_bytes(z.read(member))
@@ -163,6 +171,8 @@ wheel=$(ls "$context/dist"/skserve-*.whl)
 # with: a scikit-learn pickle is only safe to load with the version that wrote it.
 "$PYTHON" -m pip freeze --exclude-editable --disable-pip-version-check |
   grep -E '^[A-Za-z0-9._-]+==' | grep -viE '^skserve==' >"$context/constraints.txt"
+# uv installs inside the build: the venv's version (the dev extra has it), else a known one.
+uv_pin=$(grep -iE '^uv==' "$context/constraints.txt" || echo "uv==$UV_FALLBACK")
 
 # The model, laid out as a one-model BentoML store, readable by everyone, writable by none.
 name=${model_tag%%:*}

