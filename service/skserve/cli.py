@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from . import __version__
+from . import __version__, recycling
 from .console import print_table, say, set_thread_env, stderr_console
 from .errors import InvalidInput, ModelNotFound, SkserveError
 from .extras import SERVE, require
@@ -176,6 +176,8 @@ def serve_env(args: argparse.Namespace) -> dict[str, str]:
     env["SKSERVE_MAX_BATCH_ROWS"] = str(args.max_batch_rows)
     if args.max_body_bytes is not None:
         env["SKSERVE_MAX_BODY_BYTES"] = str(args.max_body_bytes)
+    env[recycling.AGE_ENV] = f"{args.max_connection_age:g}"
+    env[recycling.REQUESTS_ENV] = str(args.max_connection_requests)
     env["SKSERVE_ACCESS_LOG"] = "1" if args.access_log else ""
     env["SKSERVE_LOG_FORMAT"] = args.log_format
     env["SKSERVE_LOG_LEVEL"] = args.log_level
@@ -190,6 +192,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.max_body_bytes is not None and args.max_body_bytes < 1:
         raise InvalidInput(f"--max-body-bytes {args.max_body_bytes}: must be at least 1")
+    for flag, value in (("--max-connection-age", args.max_connection_age),
+                        ("--max-connection-requests", args.max_connection_requests)):
+        if not value >= 0:
+            raise InvalidInput(f"{flag} {value}: must be 0 (unbounded) or more")
     env = serve_env(args)
     logs.resolve(env)  # a bad SKSERVE_LOG_FORMAT/LEVEL fails here, not in every worker
     os.environ.update({k: env[k] for k in ("SKSERVE_MODEL_STORE",) if k in env})
@@ -347,6 +353,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "before it is read (env SKSERVE_MAX_BODY_BYTES; default: what "
                        "--max-batch-rows rows of the model's features can need, pretty-printed,"
                        " plus 64 KiB: about 310 KB for the demand model)")
+    serve.add_argument("--max-connection-age", type=float, metavar="SECONDS",
+                       default=os.environ.get(recycling.AGE_ENV) or
+                       str(recycling.DEFAULT_MAX_AGE_S),
+                       help="answer `Connection: close` once a keep-alive connection is this "
+                       "old (±10 %% per connection), so clients reconnect and replicas added "
+                       "behind a Service get their share of the load; 0 = never (env "
+                       f"{recycling.AGE_ENV}; default {recycling.DEFAULT_MAX_AGE_S:g})")
+    serve.add_argument("--max-connection-requests", type=int, metavar="N",
+                       default=os.environ.get(recycling.REQUESTS_ENV) or
+                       str(recycling.DEFAULT_MAX_REQUESTS),
+                       help="the same after N requests on one connection; 0 = no limit (env "
+                       f"{recycling.REQUESTS_ENV}; default {recycling.DEFAULT_MAX_REQUESTS})")
     serve.add_argument("--access-log", action="store_true",
                        help="log every request (costs about 1.5 ms CPU per request)")
     serve.add_argument("--log-format", choices=("auto", "json", "text"),

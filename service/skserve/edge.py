@@ -9,7 +9,8 @@
   extension) with 415 (BentoML would parse any media type as JSON);
 - answers GET /metadata and GET /docs.json from memory and adds `x-model-version` to
   prediction answers;
-- answers `Connection: close` once the drain file exists;
+- answers `Connection: close` once the drain file exists, and on the response that ends a
+  connection's bounded life (`skserve.recycling`: new replicas get their share of the load);
 - logs every 4xx answer as one line (`skserve.logs.log_client_error`), and answers 499
   rather than BentoML's 500 when the client hung up before sending its whole body.
 
@@ -29,6 +30,7 @@ import pydantic_core
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from .logs import log_client_error
+from .recycling import ConnectionRecycler
 from .schema import FeatureSchema
 
 # The longest JSON text a valid value can need, by feature type: a float such as
@@ -109,14 +111,15 @@ class EdgeMiddleware:
 
     Draining: Kubernetes' preStop hook creates `drain_file` and waits before SIGTERM.
     Keep-alive clients would otherwise hold connections to this pod and lose a request when
-    SIGTERM closes them; told to close, they reconnect to a pod still serving.
+    SIGTERM closes them; told to close, they reconnect to a pod still serving. `recycler`
+    closes every connection after its bounded life the same way.
 
     `openapi` builds the OpenAPI document; it is called once, on the first GET /docs.json
     (BentoML rebuilds it on every request)."""
 
     def __init__(self, app: Any, *, model_version: str, metadata: bytes,
                  openapi: Callable[[], dict], max_body_bytes: int,
-                 drain_file: str | None = None):
+                 drain_file: str | None = None, recycler: ConnectionRecycler | None = None):
         self.app = app
         self.header = (b"x-model-version", model_version.encode())
         self.metadata = metadata
@@ -124,6 +127,7 @@ class EdgeMiddleware:
         self.openapi_body: bytes | None = None
         self.max_body = max_body_bytes
         self.drain_file = drain_file
+        self.recycler = recycler
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -140,7 +144,8 @@ class EdgeMiddleware:
                 chunked = value
         predicting = is_prediction(path)
         extra = [self.header] if predicting or path == "/metadata" else []
-        if self.drain_file and os.path.exists(self.drain_file):
+        if (self.drain_file and os.path.exists(self.drain_file)) or (
+                self.recycler is not None and self.recycler.should_close(scope.get("client"))):
             extra.append(CLOSE)
         if method in ("GET", "HEAD") and path in ("/metadata", "/docs.json"):
             await _reply(send, 200, self.metadata if path == "/metadata" else self._openapi(),

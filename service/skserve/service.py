@@ -23,6 +23,7 @@ from .errors import InvalidInput
 from .metrics import ServiceMetrics
 from .openapi import complete_openapi
 from .outputs import Task, score
+from .recycling import from_env as recycler_from_env
 from .schema import (
     example_answer,
     example_row,
@@ -172,4 +173,5 @@ SKServe.add_asgi_middleware(
     openapi=openapi_document,
     max_body_bytes=MAX_BODY_BYTES,
     drain_file=os.environ.get("SKSERVE_DRAIN_FILE") or None,
+    recycler=recycler_from_env(os.environ, INFO.tag),
 )
