@@ -520,3 +520,21 @@ def test_max_body_bytes_reaches_the_server_env() -> None:
     assert set(limits(*TWO_SLOTS).values()) == {None}
     assert sorted(limits(*TWO_SLOTS, "slotDefaults.maxBodyBytes=4194304",
                          "slots.green.maxBodyBytes=16777216").values()) == ["16777216", "4194304"]
+
+
+def test_connection_bounds_reach_the_server_env() -> None:
+    """slotDefaults/slots.<name>.connections become SKSERVE_MAX_CONNECTION_AGE and
+    SKSERVE_MAX_CONNECTION_REQUESTS, merged key by key."""
+
+    def bounds(*sets: str) -> dict[str, tuple[str | None, str | None]]:
+        out = {}
+        for name, pod in pods(render(*sets)).items():
+            env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+            out[name] = (env.get("SKSERVE_MAX_CONNECTION_AGE"),
+                         env.get("SKSERVE_MAX_CONNECTION_REQUESTS"))
+        return out
+
+    assert set(bounds(*TWO_SLOTS).values()) == {("10", "0")}
+    assert sorted(bounds(*TWO_SLOTS, "slotDefaults.connections.maxRequests=1000",
+                         "slots.green.connections.maxAgeSeconds=5").values()) == [
+        ("10", "1000"), ("5", "1000")]
