@@ -3,6 +3,7 @@
 # `ctr -n k8s.io images import` accept.
 #
 #   hack/image/archive.sh [MODEL] [--docker]
+#   hack/image/archive.sh --loadtest [--docker]   (the load-test image, build.sh --loadtest)
 #
 # Always writes build/skserve-<tag>.oci.tar (podman save --format oci-archive, layers
 # gzipped); with --docker (or ARCHIVE_DOCKER=1) also build/skserve-<tag>.docker.tar
@@ -17,30 +18,42 @@ source "$here/lib.sh"
 
 model=demand:latest
 docker=${ARCHIVE_DOCKER:-0}
+loadtest=0
 for arg in "$@"; do
   case $arg in
     --docker) docker=1 ;;
-    -*) echo "usage: $0 [MODEL] [--docker]" >&2; exit 2 ;;
+    --loadtest) loadtest=1 ;;
+    -*) echo "usage: $0 [MODEL | --loadtest] [--docker]" >&2; exit 2 ;;
     *) model=$arg ;;
   esac
 done
 PYTHON=${PYTHON:-$repo/.venv/bin/python}
 
-if [[ $model == *:* && $model != *:latest ]]; then
-  model_tag=$model
+if ((loadtest)); then
+  version=$("$PYTHON" -c 'import sys, tomllib
+print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$repo/pyproject.toml")
+  image=$IMAGE_REPO-loadtest:$version
+  name=skserve-loadtest-$version
+  build_args=--loadtest
 else
-  model_line=$(resolve_model "$model") || exit 1
-  model_tag=${model_line%% *}
+  if [[ $model == *:* && $model != *:latest ]]; then
+    model_tag=$model
+  else
+    model_line=$(resolve_model "$model") || exit 1
+    model_tag=${model_line%% *}
+  fi
+  image=$(image_ref "$model_tag")
+  name=skserve-$(image_tag "$model_tag")
+  build_args=$model_tag
 fi
-image=$(image_ref "$model_tag")
 podman image exists "$image" || {
-  echo "[image] $image is not built: run hack/image/build.sh $model_tag first" >&2
+  echo "[image] $image is not built: run hack/image/build.sh $build_args first" >&2
   exit 1
 }
 
 out=$repo/build
 mkdir -p "$out"
-base=$out/skserve-$(image_tag "$model_tag")
+base=$out/$name
 t0=$SECONDS
 rm -f "$base.oci.tar"
 podman save --quiet --format oci-archive -o "$base.oci.tar" "$image"

@@ -2,11 +2,15 @@
 # Build the skserve serving image offline with podman, one model version baked in.
 #
 #   hack/image/build.sh [--context-only] [MODEL]
+#   hack/image/build.sh --loadtest
 #
 # MODEL is name:version, or name / name:latest resolved against the local model store
 # (BENTOML_HOME, SKSERVE_MODEL_STORE); default demand:latest. The image is
 # localhost/skserve:<name>-<version> (rule in lib.sh). --context-only writes the build context
 # build/image-context/<tag> for hack/image/Dockerfile and stops (no podman, no wheel download).
+# --loadtest builds the load-test image instead, the same way but with `skserve[loadtest]`
+# and no model: localhost/skserve-loadtest:<skserve version>, what the chart's load-test pods
+# run by default.
 #
 # Steps: host packages (podman, buildah, debootstrap, ...) → containers.conf fix → base image
 # localhost/skserve-base:bookworm from debootstrap (built once, kept in podman's storage) →
@@ -26,10 +30,12 @@ source "$here/lib.sh"
 
 model=${MODEL:-demand:latest}
 context_only=0
+loadtest=0
 for arg in "$@"; do
   case $arg in
     --context-only) context_only=1 ;;
-    -*) echo "usage: $0 [--context-only] [MODEL]" >&2; exit 2 ;;
+    --loadtest) loadtest=1 ;;
+    -*) echo "usage: $0 [--context-only] [MODEL] | $0 --loadtest" >&2; exit 2 ;;
     *) model=$arg ;;
   esac
 done
@@ -38,6 +44,7 @@ base_image=${BASE_IMAGE:-localhost/skserve-base:bookworm}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 wheels=$repo/.cache/wheels/cp311-manylinux-x86_64
 extras=serve      # the image carries what `skserve serve` and `skserve batch run` need
+((loadtest)) && extras=loadtest
 UV_FALLBACK=0.13.9  # uv for the build when the venv has none
 unset PIP_FIND_LINKS  # only our own wheel cache, whatever this machine's pip defaults say
 t0=$SECONDS
@@ -142,11 +149,22 @@ wheel_content_sha256() {
 ((context_only)) || { install_host_packages; ensure_containers_conf; }
 
 # --- the model: name[:latest] → a concrete version and its folder ---------------------------
-model_line=$(resolve_model "$model") || exit 1
-read -r model_tag model_dir <<<"$model_line"
-image=$(image_ref "$model_tag")
-context=$repo/build/image-context/$(image_tag "$model_tag")
-log "model $model_tag → image $image"
+if ((loadtest)); then
+  model_tag=""
+  skserve_version=$("$PYTHON" -c 'import sys, tomllib
+print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$repo/pyproject.toml")
+  image=$IMAGE_REPO-loadtest:$skserve_version
+  context=$repo/build/image-context/loadtest-$skserve_version
+  description="skserve $skserve_version load test (skserve loadtest, Locust)"
+  log "load-test image $image"
+else
+  model_line=$(resolve_model "$model") || exit 1
+  read -r model_tag model_dir <<<"$model_line"
+  image=$(image_ref "$model_tag")
+  context=$repo/build/image-context/$(image_tag "$model_tag")
+  description="skserve: BentoML service for the scikit-learn model $model_tag"
+  log "model $model_tag → image $image"
+fi
 
 if ((!context_only)) && { [[ ${REBUILD_BASE:-0} == 1 ]] || ! podman image exists "$base_image"; }
 then
@@ -174,12 +192,15 @@ wheel=$(ls "$context/dist"/skserve-*.whl)
 # uv installs inside the build: the venv's version (the dev extra has it), else a known one.
 uv_pin=$(grep -iE '^uv==' "$context/constraints.txt" || echo "uv==$UV_FALLBACK")
 
-# The model, laid out as a one-model BentoML store, readable by everyone, writable by none.
-name=${model_tag%%:*}
-version=${model_tag#*:}
-mkdir -p "$context/models/$name"
-cp -a "$model_dir" "$context/models/$name/$version"
-printf '%s' "$version" >"$context/models/$name/latest"
+# The model, laid out as a one-model BentoML store, readable by everyone, writable by none
+# (the load-test image's store is empty).
+if [[ -n $model_tag ]]; then
+  name=${model_tag%%:*}
+  version=${model_tag#*:}
+  mkdir -p "$context/models/$name"
+  cp -a "$model_dir" "$context/models/$name/$version"
+  printf '%s' "$version" >"$context/models/$name/latest"
+fi
 chmod -R a+rX,go-w "$context/models"
 
 if ((context_only)); then
@@ -197,6 +218,7 @@ podman build --network=none --layers --pull=never \
   --file "$here/Containerfile" \
   --build-arg "BASE_IMAGE=$base_image" \
   --build-arg "MODEL_TAG=$model_tag" \
+  --build-arg "DESCRIPTION=$description" \
   --build-arg "SKSERVE_VERSION=$(basename "$wheel" | cut -d- -f2)" \
   --build-arg "WHEEL_SHA256=$(wheel_content_sha256 "$wheel")" \
   --build-arg "REVISION=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" \

@@ -1,5 +1,6 @@
-"""`image.digest` pins every image the release can run: serving pods, the batch Job template,
-the `helm test` pod and the load test's pods. A digest wins over every tag."""
+"""`image.digest` pins every serving image the release can run: serving pods, the batch Job
+template and the `helm test` pod; the load test runs its own image (the serving images carry
+no Locust), pinned by `loadtest.image.digest`. A digest wins over every tag."""
 
 from __future__ import annotations
 
@@ -27,20 +28,34 @@ def test_without_a_digest_every_image_is_tagged() -> None:
     assert all("@" not in i and ":" in i for i in found.values()), found
 
 
-def test_a_digest_pins_every_image_in_the_release() -> None:
+def test_a_digest_pins_every_serving_image_in_the_release() -> None:
     found = images(render(*EVERYTHING, f"image.digest={DIGEST}",
                           "slotDefaults.image.tag=ignored-tag"))
-    assert set(found.values()) == {f"localhost/skserve@{DIGEST}"}, found
+    serving = {k: v for k, v in found.items() if "loadtest" not in k}
+    assert set(serving.values()) == {f"localhost/skserve@{DIGEST}"}, found
+
+
+def test_the_load_test_runs_its_own_image_by_default() -> None:
+    """`hack/image/build.sh --loadtest` builds localhost/skserve-loadtest:<skserve version>,
+    the chart's appVersion."""
+    app_version = (CHART / "Chart.yaml").read_text().split("appVersion:")[1].split()[0]
+    found = images(render(*EVERYTHING))
+    loadtest = {v for k, v in found.items() if "loadtest" in k}
+    assert loadtest == {f"localhost/skserve-loadtest:{app_version.strip(chr(34))}"}, found
+    pinned = images(render(*EVERYTHING, f"loadtest.image.digest={DIGEST}"))
+    assert {v for k, v in pinned.items() if "loadtest" in k} == {
+        f"localhost/skserve-loadtest@{DIGEST}"}
 
 
 def test_a_slot_digest_wins_for_that_slot_and_what_follows_it() -> None:
-    """green pinned on its own; batch runs the slot batch.slot names; the test and load-test
-    pods run the active slot's image."""
+    """green pinned on its own; batch runs the slot batch.slot names; the test pod runs the
+    active slot's image."""
     found = images(render(*EVERYTHING, f"image.digest={DIGEST}",
                           f"slots.green.image.digest={OTHER}", "batch.slot=green"))
     assert found["Deployment/r1-skserve-green server"] == f"localhost/skserve@{OTHER}"
     assert found["batch job.yaml batch"] == f"localhost/skserve@{OTHER}"
-    others = {k: v for k, v in found.items() if "green" not in k and "batch job" not in k}
+    others = {k: v for k, v in found.items()
+              if "green" not in k and "batch job" not in k and "loadtest" not in k}
     assert set(others.values()) == {f"localhost/skserve@{DIGEST}"}, others
 
 

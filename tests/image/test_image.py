@@ -275,6 +275,28 @@ def test_the_image_is_lean(built: Built) -> None:
     assert size <= SIZE_BUDGET_MB * 1e6, f"{size / 1e6:.0f} MB > {SIZE_BUDGET_MB} MB"
 
 
+def test_the_load_test_image_runs_locust_against_the_serving_image(
+        container: tuple[str, str]) -> None:
+    """`build.sh --loadtest` (the chart's load-test pods' image: `skserve[loadtest]`, no
+    model, no BentoML) runs a real `skserve loadtest` master and worker against the serving
+    container, read-only and non-root like the chart runs it, with zero failures."""
+    _, url = container
+    out = _run(["bash", "hack/image/build.sh", "--loadtest"],
+               env={**os.environ, "PYTHON": sys.executable}, timeout=1500)
+    image = out.stdout.strip().splitlines()[-1]
+    assert image.startswith("localhost/skserve-loadtest:")
+    probe = ("import importlib.util as u; print([m for m in ('locust', 'bentoml', 'sklearn', "
+             "'pyarrow', 'kubernetes') if u.find_spec(m)])")
+    found = _run([*RUN_READ_ONLY, "--entrypoint", "python3", image, "-c", probe]).stdout
+    assert found.strip() == "['locust']", found
+    proc = _run([*RUN_READ_ONLY[:3], "--network=host", *RUN_READ_ONLY[4:], "--env",
+                 "HOME=/tmp", "--env", "MPLCONFIGDIR=/tmp/matplotlib", image, "loadtest",
+                 "--host", url, "--users", "2", "--duration", "4s", "--workers", "1",
+                 "--slo-max-failure-ratio", "0", "--report-dir", "/tmp/report"],
+                timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def test_archive_is_a_valid_oci_archive(built: Built) -> None:
     path = Path(_run(["bash", "hack/image/archive.sh", MODEL_TAG],
                      env={**os.environ, "PYTHON": sys.executable}).stdout.split()[0])

@@ -21,18 +21,13 @@ Call with (dict "root" $ "slot" $name).
 {{- end }}
 
 {{/*
-The load test's image: loadtest.image when it names a repository, tag or digest (repository
-defaulting to image.repository, tag to the active slot's), else the active slot's image,
-digest included.
+The load test's image, its own (the serving images carry no Locust): loadtest.image, the
+repository defaulting to <image.repository>-loadtest and the tag to the chart's appVersion
+(built by `hack/image/build.sh --loadtest`); a digest wins over the tag.
 */}}
 {{- define "skserve.loadtestImage" -}}
 {{- $lt := .Values.loadtest.image }}
-{{- $active := include "skserve.slotConfig" (dict "root" . "slot" .Values.rollout.activeSlot) | fromYaml }}
-{{- if or $lt.repository $lt.tag $lt.digest }}
-{{- include "skserve.imageRef" (dict "repository" ($lt.repository | default .Values.image.repository) "tag" ($lt.tag | default $active.image.tag) "digest" $lt.digest) }}
-{{- else }}
-{{- include "skserve.imageRef" $active.image }}
-{{- end }}
+{{- include "skserve.imageRef" (dict "repository" ($lt.repository | default (printf "%s-loadtest" .Values.image.repository)) "tag" ($lt.tag | default .Chart.AppVersion) "digest" $lt.digest) }}
 {{- end }}
 
 {{/*
