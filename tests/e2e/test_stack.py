@@ -244,10 +244,27 @@ def _combined_plot(out_dir: Path, title: str, marks: dict[str, float]) -> Path:
     return path
 
 
-def test_hpa_scales_up_under_load_and_back_down(release: dict[str, Any],
-                                                timings: dict[str, Any]) -> None:
+# Scale-out must share the load: the server ends each keep-alive connection after its max
+# age (the chart's default, slotDefaults.connections.maxAgeSeconds = 10 s, ±10 %), so within
+# one age (plus a metrics sample) of a new pod being Ready, Locust's connections have been
+# placed afresh over the pods by kube-proxy.
+MAX_AGE_S = 10.0
+SHARE_SETTLE_S = MAX_AGE_S * 1.1 + 5  # stated bound: from Ready to a fair share
+FAIR_FRACTION = 0.5  # every pod serves at least half of 1/replicas of the requests
+RPS_RISE = 1.15  # rps with every replica Ready ≥ this × rps with one
+HEADROOM_CORES = 0.4  # ...judged when the one-replica phase left this much CPU idle
+
+
+def test_hpa_scales_up_under_load_shares_it_and_scales_back_down(
+        release: dict[str, Any], timings: dict[str, Any]) -> None:
+    """Under Locust from the host (8 keep-alive connections) the HPA adds pods; each new pod
+    serves a fair share of the requests (counted from every pod's own /metrics) from
+    SHARE_SETTLE_S after it is Ready, and throughput rises with the replicas; then the HPA
+    scales back down."""
     from skserve.loadtest.harness import run_locust
     from skserve.loadtest.replicas import ReplicaWatcher
+    from skserve.loadtest.report import read_history
+    from skserve.loadtest.scaleout import PodCounter, rps_between
 
     ns, out_dir = release["ns"], h.REPORT_DIR / "hpa"
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -259,11 +276,20 @@ def test_hpa_scales_up_under_load_and_back_down(release: dict[str, Any],
                timeout=180, interval=5)
     watcher = ReplicaWatcher(out_dir / "replicas.csv", DEPLOYMENT, ns, str(h.KUBECONFIG),
                              interval_s=2.0)
+    pods = PodCounter(ns, "skserve.io/slot=blue,app.kubernetes.io/component=server",
+                      str(h.KUBECONFIG), interval_s=3.0)
+
+    def during_load() -> None:
+        watcher.poll()
+        pods.poll()
+
     load_start = time.time()
+    pods.poll(force=True)
     result = run_locust(release["url"], users=8, spawn_rate=8, duration_s=120,
                         out_dir=out_dir, mix="predict=1", html=False, cores=[0],
-                        while_running=watcher.poll, timeout_s=200)
+                        while_running=during_load, timeout_s=200)
     load_end = time.time()
+    pods.poll(force=True)
     h.log(f"HPA load: {result.requests} requests, {result.failures} failures, "
           f"{result.rps:.0f} rps, p95 {result.p95_ms} ms")
 
@@ -293,11 +319,46 @@ def test_hpa_scales_up_under_load_and_back_down(release: dict[str, Any],
             "load_to_new_ready_replica_s": round(up_ready - load_start, 1) if up_ready else None,
             "requests": result.requests, "failures": result.failures,
             "rps": round(result.rps, 1), "p50_ms": result.p50_ms, "p95_ms": result.p95_ms,
-            "plot": str(plot) if plot else None}
+            "loadgen_cpu": result.loadgen_cpu, "plot": str(plot) if plot else None}
     timings["hpa"]["load_end_to_min_replicas_s"] = round(down_s, 1)
     assert up_desired is not None, f"the HPA never scaled {DEPLOYMENT} above {min_replicas}"
     assert up_ready is not None, "no new replica became Ready under load"
     assert result.failures == 0, result.failures_by_error
+
+    # Every pod Ready during the load serves a fair share from SHARE_SETTLE_S after the
+    # last of them was Ready until the load stops.
+    ready = pods.ready_since()
+    new = sorted(t for t in ready.values() if t > load_start)
+    assert new, f"no new pod was seen Ready by its /metrics: {ready}"
+    window = pods.window(new[-1] + SHARE_SETTLE_S, load_end + 1)
+    one = pods.window(load_start + 5, new[0])  # one replica serving
+    history = read_history(out_dir / "locust_stats_history.csv")
+    share = {"ready_after_load_start_s": {p: round(t - load_start, 1) for p, t in ready.items()},
+             "settle_s": SHARE_SETTLE_S}
+    if window is not None:
+        share |= {"window_s": round(window.t1 - window.t0, 1),
+                  "requests": window.requests,
+                  "shares": {p: round(v, 3) for p, v in window.shares.items()},
+                  "rps_all": rps_between(history, window.t0, window.t1),
+                  "busy_cores_all": round(window.busy_cores, 2)}
+    if one is not None:
+        share |= {"rps_one": rps_between(history, one.t0, one.t1),
+                  "busy_cores_one": round(one.busy_cores, 2)}
+    timings["hpa"]["share"] = share
+    h.log(f"scale-out shares: {share}")
+    assert window is not None and window.t1 - window.t0 >= 20, (
+        f"less than 20 s of load left after the last new pod was Ready + {SHARE_SETTLE_S} s: "
+        f"{share}")
+    n = len(window.requests)
+    assert n >= 2, share
+    low = {p: s for p, s in window.shares.items() if s < FAIR_FRACTION / n}
+    assert not low, f"pods below {FAIR_FRACTION} of a fair share (1/{n}): {low}; {share}"
+    if one is not None and share["rps_one"] and 2 - one.busy_cores >= HEADROOM_CORES:
+        assert share["rps_all"] >= RPS_RISE * share["rps_one"], (
+            f"throughput did not rise with replicas: {share}")
+    else:
+        h.log(f"rps rise not judged: the one-replica phase left less than {HEADROOM_CORES} "
+              f"of the 2 cores idle ({share.get('busy_cores_one')} busy)")
 
 
 def test_rolling_update_under_load_has_no_failed_requests(

@@ -1,0 +1,348 @@
+"""Does scale-out share the load? (`make bench-scaleout`)
+
+1. What a reconnect costs (this machine): one `skserve serve --workers 1` (pinned to core 1)
+   per setting of --max-connection-requests (off, 100, 10, 1), Locust closed loop pinned
+   to core 0; rps and server CPU ms per request side by side. From it, the CPU a bounded
+   connection life costs at the default --max-connection-age.
+2. The scaling curve (the local cluster, when KUBECONFIG reaches one): the chart installed
+   in a namespace of its own (one worker per pod, CPU limit one core), host Locust against
+   the stable Service, the Deployment scaled 1 → 2 → 3 → 4 while the load runs (as an HPA
+   would), once with connection recycling off and once with the default. Per replica count:
+   rps, p95, each pod's share of the requests from the pods' own /metrics, how long after
+   Ready a new pod reached half its fair share, and the machine's busy cores.
+
+Prints the tables and replaces the `## Scale-out` section of BENCHMARKS.md (--no-write to
+leave it). The cluster part cleans up after itself (namespace, release, its image in
+containerd); --local-only skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+SECTION = "Scale-out"
+RELEASE, DEPLOYMENT = "skserve", "skserve-blue"
+SETTINGS = (0, 100, 10, 1)  # --max-connection-requests; 0 = unbounded
+TAIL_S = 10  # load after the last stage, so no window holds Locust winding down
+
+
+def tool(env: str, *candidates: Path) -> str:
+    for c in (os.environ.get(env), *map(str, candidates)):
+        if c and os.access(c, os.X_OK):
+            return c
+    found = shutil.which(Path(candidates[-1]).name)
+    if not found:
+        raise SystemExit(f"{env}: none of {[str(c) for c in candidates]} found")
+    return found
+
+
+def run(cmd: list[str], timeout: float = 600, **kw: Any) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def say(msg: str) -> None:
+    print(f"[bench-scaleout {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ 1. reconnect cost
+
+
+def reconnect_cost(model: str, out: Path, users: int, duration_s: float,
+                   rounds: int) -> list[dict]:
+    """Each setting once per round, rounds interleaved; per setting the mean over rounds,
+    and the rps and CPU ratios to the unbounded run of the same round."""
+    from skserve.loadtest import harness
+
+    skserve = str(Path(sys.executable).with_name("skserve"))
+    runs: dict[int, list[dict]] = {k: [] for k in SETTINGS}
+    for r in range(rounds):
+        for k in SETTINGS:
+            argv = [skserve, "serve", "--model", model, "--port", "{port}", "--workers", "1",
+                    "--max-connection-age", "0", "--max-connection-requests", str(k)]
+            with harness.start_server(argv, cores=[1],
+                                      log_path=out / f"server-{k}-{r}.log") as server:
+                before = harness.sample_tree(server.pid)
+                result = harness.run_locust(server.url, users=users, duration_s=duration_s,
+                                            cores=[0], out_dir=out / f"requests-{k}-{r}",
+                                            html=False)
+                after = harness.sample_tree(server.pid)
+            runs[k].append({"rps": result.rps, "p95": result.p95_ms,
+                            "failures": result.failures,
+                            "cpu": harness.cpu_ms_per_request(before, after, result.requests),
+                            "locust": max(result.loadgen_cpu.values(), default=0.0)})
+            say(f"round {r + 1}, requests per connection {k or 'unbounded'}: {runs[k][-1]}")
+
+    def mean(k: int, key: str) -> float:
+        return sum(x[key] for x in runs[k]) / len(runs[k])
+
+    def ratio(k: int, key: str) -> float:
+        return sum(x[key] / y[key] for x, y in zip(runs[k], runs[0], strict=True)) / rounds
+
+    return [{"requests per connection": k or "unbounded", "rps": mean(k, "rps"),
+             "rps vs unbounded": ratio(k, "rps"), "p95 ms": mean(k, "p95"),
+             "server CPU ms/req": mean(k, "cpu"), "CPU vs unbounded": ratio(k, "cpu"),
+             "failures": sum(x["failures"] for x in runs[k]), "Locust CPU": mean(k, "locust")}
+            for k in SETTINGS]
+
+
+# ------------------------------------------------------------------ 2. scaling curve
+
+
+class Cluster:
+    def __init__(self, kubeconfig: Path):
+        self.kubeconfig = str(kubeconfig)
+        self.kubectl = tool("KUBECTL", REPO / ".cluster/bin/kubectl",
+                            Path(sys.executable).with_name("kubectl"))
+        self.helm = tool("HELM", REPO / ".tools/bin/helm", Path("helm"))
+        self.ctr = tool("CTR", REPO / ".cluster/bin/ctr", Path("ctr"))
+        self.env = {**os.environ, "KUBECONFIG": self.kubeconfig}
+
+    def k(self, *args: str, timeout: float = 120) -> str:
+        return run([self.kubectl, "--kubeconfig", self.kubeconfig, *args], timeout=timeout)
+
+    def h(self, *args: str, timeout: float = 300) -> str:
+        return run([self.helm, "--kubeconfig", self.kubeconfig, *args], timeout=timeout)
+
+
+def values(model: str, tag: str) -> dict[str, Any]:
+    """Small pods like the e2e values: one worker each, CPU request 50m, limit one core."""
+    return {
+        "slots": {"blue": {"model": model, "modelVersion": tag}},
+        "slotDefaults": {
+            "image": {"pullPolicy": "Never"}, "workers": 1, "replicas": 1,
+            "resources": {"requests": {"cpu": "50m", "memory": "256Mi"},
+                          "limits": {"cpu": "1", "memory": "768Mi"}},
+            "autoscaling": {"enabled": False}, "topologySpreadConstraints": []},
+        "batch": {"enabled": False}, "tests": {"enabled": False}}
+
+
+def scaling_curve(cluster: Cluster, ns: str, url: str, age_s: float, out: Path, users: int,
+                  stage_s: float, settle_s: float, replicas: int) -> list[dict]:
+    """One load run: the Deployment starts at 1 replica and gains one every `stage_s`."""
+    from skserve.loadtest.harness import run_locust
+    from skserve.loadtest.report import read_history
+    from skserve.loadtest.scaleout import PodCounter, rps_between
+
+    cluster.h("upgrade", RELEASE, str(REPO / "helm/skserve"), "-n", ns, "--reuse-values",
+              "--set", f"slotDefaults.connections.maxAgeSeconds={age_s:g}",
+              "--set", "slotDefaults.replicas=1", "--wait", "--timeout", "300s", timeout=360)
+    wait_replicas(cluster, ns, 1)
+    counter = PodCounter(ns, "skserve.io/slot=blue,app.kubernetes.io/component=server",
+                         cluster.kubeconfig, interval_s=2.0)
+    start = time.time()
+    stage = {"n": 1}
+
+    def during() -> None:
+        counter.poll()
+        due = 1 + int((time.time() - start) // stage_s)
+        if due > stage["n"] and due <= replicas:
+            stage["n"] = due
+            cluster.k("-n", ns, "scale", "deployment", DEPLOYMENT, f"--replicas={due}")
+
+    result = run_locust(url, users=users, spawn_rate=users,
+                        duration_s=stage_s * replicas + TAIL_S, cores=[0], out_dir=out,
+                        html=False, while_running=during,
+                        timeout_s=stage_s * replicas + TAIL_S + 120)
+    counter.poll(force=True)
+    history = read_history(out / "locust_stats_history.csv")
+    ready = counter.ready_since()
+    ready_order = sorted(ready.values())
+    rows = []
+    for n in range(1, replicas + 1):
+        stage_end = start + n * stage_s
+        nth_ready = ready_order[n - 1] if len(ready_order) >= n else None
+        t0 = max(start + (n - 1) * stage_s, nth_ready or stage_end) + settle_s
+        window = counter.window(t0, stage_end)
+        row: dict[str, Any] = {"replicas": n, "max age s": age_s or "off"}
+        if window is None or len(window.requests) < n:
+            row["note"] = "pod not Ready in time"
+            rows.append(row)
+            continue
+        shares = sorted(window.shares.values(), reverse=True)
+        row.update({"window s": round(window.t1 - window.t0),
+                    "rps": rps_between(history, window.t0, window.t1),
+                    "shares %": " / ".join(f"{100 * s:.0f}" for s in shares),
+                    "min share / fair": min(shares) * n,
+                    "pods' CPU ms/req": window.cpu_ms_per_request,
+                    "busy cores": window.busy_cores})
+        if n > 1 and nth_ready is not None:
+            row["half fair share after Ready s"] = half_share_delay(counter, nth_ready, n)
+        rows.append(row)
+    for row in rows:
+        row["failures"] = result.failures
+        row["Locust CPU"] = max(result.loadgen_cpu.values(), default=None)
+    return rows
+
+
+def half_share_delay(counter: Any, ready_t: float, n: int) -> float | None:
+    """Seconds from the n-th pod's Ready to the first sample interval in which it served at
+    least half of a fair share (1/n)."""
+    pod = next((p for p, t in counter.ready_since().items() if t == ready_t), None)
+    samples = [s for s in counter.samples if s.t >= ready_t]
+    for a, b in itertools.pairwise(samples):
+        if pod in a.pods and pod in b.pods:
+            total = sum(b.pods[p][1] - a.pods[p][1] for p in a.pods if p in b.pods)
+            if total > 0 and (b.pods[pod][1] - a.pods[pod][1]) / total >= 0.5 / n:
+                return round(b.t - ready_t, 1)
+    return None
+
+
+def wait_replicas(cluster: Cluster, ns: str, n: int, timeout_s: float = 300) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        dep = json.loads(cluster.k("-n", ns, "get", "deployment", DEPLOYMENT, "-o", "json"))
+        pods = json.loads(cluster.k("-n", ns, "get", "pods", "-l", "skserve.io/slot=blue",
+                                    "-o", "json"))["items"]
+        if (dep.get("status", {}).get("readyReplicas") == n and len(pods) == n):
+            return
+        time.sleep(2)
+    raise SystemExit(f"{DEPLOYMENT} did not settle at {n} replica(s)")
+
+
+def cluster_part(home: Path, model: str, out: Path, args: argparse.Namespace) -> list[dict]:
+    kubeconfig = Path(os.environ.get("KUBECONFIG") or REPO / ".cluster/kubeconfig")
+    cluster = Cluster(kubeconfig)
+    tag = model.replace(":", "-")
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    say("building and importing the image")
+    run(["bash", str(REPO / "hack/image/build.sh"), model], timeout=1500, env=env)
+    archive = run(["bash", str(REPO / "hack/image/archive.sh"), model], env=env).split()[0]
+    run([cluster.ctr, "images", "import", archive], timeout=600)
+    ns = f"skserve-bench-{uuid.uuid4().hex[:6]}"
+    values_file = out / "values.json"
+    values_file.write_text(json.dumps(values(model, tag)))
+    cluster.k("create", "namespace", ns)
+    rows: list[dict] = []
+    try:
+        cluster.h("install", RELEASE, str(REPO / "helm/skserve"), "-n", ns, "-f",
+                  str(values_file), "--wait", "--timeout", "300s", timeout=360)
+        ip = json.loads(cluster.k("-n", ns, "get", "service", RELEASE, "-o", "json")
+                        )["spec"]["clusterIP"]
+        for age in (0.0, args.age):
+            say(f"scaling 1 → {args.replicas} under load, max connection age "
+                f"{age:g} s ({'off' if not age else 'recycling'})")
+            rows += scaling_curve(cluster, ns, f"http://{ip}:80", age,
+                                  out / f"curve-age-{age:g}", args.users, args.stage,
+                                  args.settle, args.replicas)
+            for row in rows[-args.replicas:]:
+                say(str(row))
+    finally:
+        subprocess.run([cluster.helm, "--kubeconfig", cluster.kubeconfig, "uninstall", RELEASE,
+                        "-n", ns, "--wait", "--timeout", "120s"], capture_output=True,
+                       timeout=180, check=False)
+        subprocess.run([cluster.kubectl, "--kubeconfig", cluster.kubeconfig, "delete",
+                        "namespace", ns, "--wait=true", "--timeout=180s"],
+                       capture_output=True, timeout=200, check=False)
+        subprocess.run([cluster.ctr, "images", "rm", f"localhost/skserve:{tag}",
+                        f"docker.io/localhost/skserve:{tag}"], capture_output=True,
+                       timeout=120, check=False)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=8, help="Locust users (default 8)")
+    parser.add_argument("--duration", type=float, default=15,
+                        help="seconds per reconnect-cost run (default 15)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="interleaved rounds of the reconnect-cost runs (default 2)")
+    parser.add_argument("--stage", type=float, default=60,
+                        help="seconds per replica count in the scaling curve (default 60)")
+    parser.add_argument("--settle", type=float, default=12,
+                        help="seconds after a new pod is Ready before its stage is measured "
+                        "(default 12: one max age of 10 s plus its jitter)")
+    parser.add_argument("--replicas", type=int, default=4, help="up to this many (default 4)")
+    parser.add_argument("--age", type=float, default=None,
+                        help="--max-connection-age to compare with off (default: skserve's)")
+    parser.add_argument("--local-only", action="store_true", help="skip the cluster part")
+    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="skserve-bench-scaleout-"))
+    os.environ["BENTOML_HOME"] = str(home)
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    from skserve.console import set_thread_env
+
+    set_thread_env()
+    from skserve.loadtest.harness import markdown_table, write_benchmark_section
+    from skserve.recycling import DEFAULT_MAX_AGE_S
+
+    args.age = args.age if args.age is not None else DEFAULT_MAX_AGE_S
+    out = REPO / "reports" / "bench-scaleout"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    skserve = str(Path(sys.executable).with_name("skserve"))
+    model = "demand:scaleout"
+    say("training the reference model (one candidate per family)")
+    run([skserve, "train", "--version", "scaleout", "--n-iter", "1", "--leaderboard",
+         str(home / "leaderboard.json")], timeout=600)
+    cost = reconnect_cost(model, out, args.users, args.duration, args.rounds)
+    cost_md = markdown_table(cost, ["requests per connection", "rps", "rps vs unbounded",
+                                    "p95 ms", "server CPU ms/req", "CPU vs unbounded",
+                                    "failures", "Locust CPU"],
+                             {"rps": ".0f", "rps vs unbounded": ".2f", "p95 ms": ".1f",
+                              "server CPU ms/req": ".2f", "CPU vs unbounded": ".2f",
+                              "Locust CPU": ".2f"})
+    print(cost_md)
+    curve_md = "Not measured (--local-only, or no cluster at KUBECONFIG)."
+    if not args.local_only and (Path(os.environ.get("KUBECONFIG") or
+                                     REPO / ".cluster/kubeconfig")).exists():
+        curve = cluster_part(home, model, out, args)
+        curve_md = markdown_table(curve, [
+            "max age s", "replicas", "window s", "rps", "shares %", "min share / fair",
+            "half fair share after Ready s", "pods' CPU ms/req", "busy cores", "failures",
+            "Locust CPU", "note"],
+            {"rps": ".0f", "min share / fair": ".2f", "pods' CPU ms/req": ".2f",
+             "busy cores": ".2f", "Locust CPU": ".2f"})
+        print(curve_md)
+    shutil.rmtree(home, ignore_errors=True)
+    if not args.no_write:
+        write_benchmark_section(REPO / "BENCHMARKS.md", SECTION, SECTION_TEXT.format(
+            users=args.users, duration=args.duration, rounds=args.rounds, cost=cost_md,
+            stage=args.stage, settle=args.settle, replicas=args.replicas, age=args.age,
+            curve=curve_md))
+    return 0
+
+
+SECTION_TEXT = """\
+`make bench-scaleout` (loadtest/bench_scaleout.py). Why: a Service balances connections,
+not requests, so replicas added under keep-alive load stayed idle (the issue's 960m / 3m
+pods); `skserve serve` now ends each connection after `--max-connection-age` (default 10 s,
+±10 %) with `Connection: close`, and the client reconnects to any current pod.
+
+What a reconnect costs: one server with one worker pinned to core 1, Locust ({users} users,
+closed loop, {duration:g} s) pinned to core 0, connections closed every N requests; {rounds}
+interleaved rounds, means, ratios to the unbounded run of the same round:
+
+{cost}
+
+The scaling curve on the local cluster (this machine's 2 cores: one runs Locust, so 2-4
+pods share about one core between them and the curve can show the load spreading and rps
+rising from one pod to two, not 4× the throughput). One worker per pod (CPU limit one
+core), {users} Locust users against the stable Service, the Deployment scaled up one pod
+every {stage:g} s while the load runs; each replica count measured from {settle:g} s after
+its newest pod was Ready to the end of its stage. Shares are each pod's requests from its
+own `/metrics`; "min share / fair" is the smallest pod's share × replicas (1 = perfectly
+even). Once with recycling off, once with a {age:g} s max age:
+
+{curve}
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
