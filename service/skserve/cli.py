@@ -207,8 +207,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
     body = args.max_body_bytes or default_max_body_bytes(info.schema, args.max_batch_rows)
     example = info.metadata.get("input_example") or example_row(info.schema)
+    bounds = [f"{args.max_connection_age:g} s" if args.max_connection_age else "",
+              f"{args.max_connection_requests} requests" if args.max_connection_requests else ""]
+    life = " or ".join(b for b in bounds if b) or "never"
     say(f"serving {info.tag} with {args.workers} worker(s) on {url} (bodies up to {body:,} "
-        f"bytes, lists up to {args.max_batch_rows} rows)\n"
+        f"bytes, lists up to {args.max_batch_rows} rows, connections closed after {life})\n"
         f"  try: curl -s -X POST {url}/predict -H 'content-type: application/json' "
         f"-d '{json.dumps(example)}'")
     argv = [sys.executable, "-m", "bentoml", "serve", "skserve.service:SKServe",
