@@ -287,7 +287,9 @@ def test_the_load_test_image_runs_locust_against_the_serving_image(
     assert image.startswith("localhost/skserve-loadtest:")
     probe = ("import importlib.util as u; print([m for m in ('locust', 'bentoml', 'sklearn', "
              "'pyarrow', 'kubernetes') if u.find_spec(m)])")
-    found = _run([*RUN_READ_ONLY, "--entrypoint", "python3", image, "-c", probe]).stdout
+    # -I: the working directory /home/app holds BENTOML_HOME's `bentoml` folder, which
+    # find_spec would take for a namespace package
+    found = _run([*RUN_READ_ONLY, "--entrypoint", "python3", image, "-I", "-c", probe]).stdout
     assert found.strip() == "['locust']", found
     proc = _run([*RUN_READ_ONLY[:3], "--network=host", *RUN_READ_ONLY[4:], "--env",
                  "HOME=/tmp", "--env", "MPLCONFIGDIR=/tmp/matplotlib", image, "loadtest",
