@@ -1,9 +1,10 @@
 """Does scale-out share the load? (`make bench-scaleout`)
 
-1. What a reconnect costs (this machine): one `skserve serve --workers 1` (pinned to core 1)
-   per setting of --max-connection-requests (off, 100, 10, 1), Locust closed loop pinned
-   to core 0; rps and server CPU ms per request side by side. From it, the CPU a bounded
-   connection life costs at the default --max-connection-age.
+1. What a reconnect costs (this machine): `skserve serve --workers 1` (pinned to core 1),
+   one client sending requests one after another over one keep-alive connection, then with
+   `--max-connection-requests 1` (a new connection for every request); the server's CPU per
+   request in both, rounds interleaved. The difference is one reconnect's cost; at the
+   default max age a connection carries hundreds of requests per reconnect.
 2. The scaling curve (the local cluster, when KUBECONFIG reaches one): the chart installed
    in a namespace of its own (one worker per pod, CPU limit one core), host Locust against
    the stable Service, the Deployment scaled 1 → 2 → 3 → 4 while the load runs (as an HPA
@@ -35,7 +36,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 SECTION = "Scale-out"
 RELEASE, DEPLOYMENT = "skserve", "skserve-blue"
-SETTINGS = (0, 100, 10, 1)  # --max-connection-requests; 0 = unbounded
 TAIL_S = 10  # load after the last stage, so no window holds Locust winding down
 
 
@@ -63,42 +63,56 @@ def say(msg: str) -> None:
 # ------------------------------------------------------------------ 1. reconnect cost
 
 
-def reconnect_cost(model: str, out: Path, users: int, duration_s: float,
-                   rounds: int) -> list[dict]:
-    """Each setting once per round, rounds interleaved; per setting the mean over rounds,
-    and the rps and CPU ratios to the unbounded run of the same round."""
+def reconnect_cost(model: str, out: Path, requests: int, rounds: int) -> list[dict]:
+    """One client sending `requests` /predict calls one after another (so every model call
+    has one row, whatever the setting), keep-alive vs a new connection for every request
+    (`--max-connection-requests 1`), rounds interleaved. The server's CPU (its process tree,
+    from /proc) per request, and the difference: what one reconnect costs the server."""
+    import http.client
+    import statistics
+
+    from skserve import store
     from skserve.loadtest import harness
+    from skserve.schema import example_row
 
     skserve = str(Path(sys.executable).with_name("skserve"))
-    runs: dict[int, list[dict]] = {k: [] for k in SETTINGS}
+    body = json.dumps(example_row(store.get_info(model).schema))
+    runs: dict[int, list[dict]] = {0: [], 1: []}
     for r in range(rounds):
-        for k in SETTINGS:
+        for k in runs:
             argv = [skserve, "serve", "--model", model, "--port", "{port}", "--workers", "1",
                     "--max-connection-age", "0", "--max-connection-requests", str(k)]
             with harness.start_server(argv, cores=[1],
                                       log_path=out / f"server-{k}-{r}.log") as server:
-                before = harness.sample_tree(server.pid)
-                result = harness.run_locust(server.url, users=users, duration_s=duration_s,
-                                            cores=[0], out_dir=out / f"requests-{k}-{r}",
-                                            html=False)
+                conn = http.client.HTTPConnection(f"127.0.0.1:{server.port}", timeout=30)
+                for _ in range(50):  # warm-up: first calls compile and fill caches
+                    conn.request("POST", "/predict", body, {"content-type": "application/json"})
+                    conn.getresponse().read()
+                before, latencies, closes = harness.sample_tree(server.pid), [], 0
+                for _ in range(requests):
+                    t0 = time.perf_counter()
+                    conn.request("POST", "/predict", body, {"content-type": "application/json"})
+                    resp = conn.getresponse()
+                    resp.read()
+                    latencies.append(time.perf_counter() - t0)
+                    closes += resp.getheader("connection") == "close"
                 after = harness.sample_tree(server.pid)
-            runs[k].append({"rps": result.rps, "p95": result.p95_ms,
-                            "failures": result.failures,
-                            "cpu": harness.cpu_ms_per_request(before, after, result.requests),
-                            "locust": max(result.loadgen_cpu.values(), default=0.0)})
-            say(f"round {r + 1}, requests per connection {k or 'unbounded'}: {runs[k][-1]}")
-
-    def mean(k: int, key: str) -> float:
-        return sum(x[key] for x in runs[k]) / len(runs[k])
-
-    def ratio(k: int, key: str) -> float:
-        return sum(x[key] / y[key] for x, y in zip(runs[k], runs[0], strict=True)) / rounds
-
-    return [{"requests per connection": k or "unbounded", "rps": mean(k, "rps"),
-             "rps vs unbounded": ratio(k, "rps"), "p95 ms": mean(k, "p95"),
-             "server CPU ms/req": mean(k, "cpu"), "CPU vs unbounded": ratio(k, "cpu"),
-             "failures": sum(x["failures"] for x in runs[k]), "Locust CPU": mean(k, "locust")}
-            for k in SETTINGS]
+                conn.close()
+            runs[k].append({"cpu": harness.cpu_ms_per_request(before, after, requests),
+                            "p50": 1000 * statistics.median(latencies), "closes": closes})
+            say(f"round {r + 1}, {'a connection per request' if k else 'keep-alive'}: "
+                f"{runs[k][-1]}")
+    keep, fresh = runs[0], runs[1]
+    extra = [b["cpu"] - a["cpu"] for a, b in zip(keep, fresh, strict=True)]
+    rows = []
+    for label, k in (("keep-alive", 0), ("a new connection per request", 1)):
+        rows.append({"client": label,
+                     "server CPU ms/req": statistics.mean(x["cpu"] for x in runs[k]),
+                     "client p50 ms": statistics.mean(x["p50"] for x in runs[k]),
+                     "Connection: close answers": sum(x["closes"] for x in runs[k])})
+    rows.append({"client": "one reconnect costs the server (ms CPU)",
+                 "server CPU ms/req": statistics.mean(extra)})
+    return rows
 
 
 # ------------------------------------------------------------------ 2. scaling curve
@@ -263,12 +277,13 @@ def cluster_part(home: Path, model: str, out: Path, args: argparse.Namespace) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=32, help="Locust users (default 32)")
-    parser.add_argument("--duration", type=float, default=15,
-                        help="seconds per reconnect-cost run (default 15)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="interleaved rounds of the reconnect-cost runs (default 2)")
-    parser.add_argument("--stage", type=float, default=60,
-                        help="seconds per replica count in the scaling curve (default 60)")
+    parser.add_argument("--requests", type=int, default=2000,
+                        help="requests per reconnect-cost run (default 2000)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of the reconnect-cost runs (default 3)")
+    parser.add_argument("--stage", type=float, default=90,
+                        help="seconds per replica count in the scaling curve (default 90: "
+                        "a pod took up to 50 s to be Ready on a busy machine)")
     parser.add_argument("--settle", type=float, default=12,
                         help="seconds after a new pod is Ready before its stage is measured "
                         "(default 12: one max age of 10 s plus its jitter)")
@@ -296,13 +311,10 @@ def main() -> int:
     say("training the reference model (one candidate per family)")
     run([skserve, "train", "--version", "scaleout", "--n-iter", "1", "--leaderboard",
          str(home / "leaderboard.json")], timeout=600)
-    cost = reconnect_cost(model, out, args.users, args.duration, args.rounds)
-    cost_md = markdown_table(cost, ["requests per connection", "rps", "rps vs unbounded",
-                                    "p95 ms", "server CPU ms/req", "CPU vs unbounded",
-                                    "failures", "Locust CPU"],
-                             {"rps": ".0f", "rps vs unbounded": ".2f", "p95 ms": ".1f",
-                              "server CPU ms/req": ".2f", "CPU vs unbounded": ".2f",
-                              "Locust CPU": ".2f"})
+    cost = reconnect_cost(model, out, args.requests, args.rounds)
+    cost_md = markdown_table(cost, ["client", "server CPU ms/req", "client p50 ms",
+                                    "Connection: close answers"],
+                             {"server CPU ms/req": ".3f", "client p50 ms": ".2f"})
     print(cost_md)
     curve_md = "Not measured (--local-only, or no cluster at KUBECONFIG)."
     if not args.local_only and (Path(os.environ.get("KUBECONFIG") or
@@ -319,7 +331,7 @@ def main() -> int:
     shutil.rmtree(home, ignore_errors=True)
     if not args.no_write:
         write_benchmark_section(REPO / "BENCHMARKS.md", SECTION, SECTION_TEXT.format(
-            users=args.users, duration=args.duration, rounds=args.rounds, cost=cost_md,
+            users=args.users, requests=args.requests, rounds=args.rounds, cost=cost_md,
             stage=args.stage, settle=args.settle, replicas=args.replicas, age=args.age,
             curve=curve_md))
     return 0
@@ -331,9 +343,10 @@ not requests, so replicas added under keep-alive load stayed idle (the issue's 9
 pods); `skserve serve` now ends each connection after `--max-connection-age` (default 10 s,
 ±10 %) with `Connection: close`, and the client reconnects to any current pod.
 
-What a reconnect costs: one server with one worker pinned to core 1, Locust ({users} users,
-closed loop, {duration:g} s) pinned to core 0, connections closed every N requests; {rounds}
-interleaved rounds, means, ratios to the unbounded run of the same round:
+What a reconnect costs: `skserve serve --workers 1` pinned to core 1, one client sending
+{requests} requests one after another (one row per model call either way), over one
+keep-alive connection or with a new connection for every request
+(`--max-connection-requests 1`); {rounds} interleaved rounds, means:
 
 {cost}
 
