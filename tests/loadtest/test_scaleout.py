@@ -30,16 +30,21 @@ def _get(url: str) -> str:
 
 @pytest.mark.slow
 def test_requests_served_counts_prediction_requests_of_a_real_server(server, trained_model):
-    row = example_row(store.get_info(trained_model).schema)
+    """/predict, /predict_batch and a V2 infer, answered or refused; not /metadata."""
+    info = store.get_info(trained_model)
+    row = example_row(info.schema)
+    meta = json.loads(_get(f"{server.url}/v2/models/{info.name}"))
+    infer = {"inputs": [{"name": i["name"], "datatype": i["datatype"], "shape": [1, 1],
+                         "data": [row[i["name"]]]} for i in meta["inputs"]]}
     before = requests_served(_get(server.url + "/metrics"))
     for path, body in (("/predict", row), ("/predict", {"nope": 1}),
-                       ("/predict_batch", [row, row])):
+                       ("/predict_batch", [row, row]), (f"/v2/models/{info.name}/infer", infer)):
         request = urllib.request.Request(server.url + path, json.dumps(body).encode(),
                                          {"content-type": "application/json"})
         with contextlib.suppress(urllib.error.HTTPError):  # a 400 is a request answered too
             urllib.request.urlopen(request, timeout=10).read()
     _get(server.url + "/metadata")  # not a prediction endpoint
-    assert requests_served(_get(server.url + "/metrics")) - before == 3
+    assert requests_served(_get(server.url + "/metrics")) - before == 4
 
 
 def _counter(samples: list[Sample]) -> PodCounter:

@@ -173,7 +173,7 @@ def _run_worker(args: argparse.Namespace) -> int:
 def cmd_loadtest(args: argparse.Namespace) -> int:
     require("skserve loadtest", *LOADTEST)
     if args.deployment:
-        require("skserve loadtest --watch-deployment", *KUBE)
+        require("skserve loadtest --deployment", *KUBE)
     from .harness import run_locust
     from .replicas import ReplicaWatcher
     from .report import render_plots, summary_markdown, write_html

@@ -1,7 +1,8 @@
 """Does scale-out share the load? Each pod's requests from its own /metrics, over time.
 
 `PodCounter.poll()` lists a Deployment's pods (by label selector) through the Kubernetes
-API and reads `bentoml_service_request_total` for the prediction endpoints from each Ready
+API and reads `bentoml_service_request_total` for the prediction routes (/predict,
+/predict_batch, V2 `/v2/models/<name>/infer`) from each Ready
 pod's `/metrics` at its pod IP (so the caller must reach pod IPs: on the node, or in the
 cluster). It keeps samples of (epoch s, {pod: (Ready since, requests so far)}) with the
 machine's CPU counters and, on the node itself, each pod's CPU from its cgroup (cgroup v1
@@ -27,12 +28,21 @@ _SAMPLE = re.compile(r'^bentoml_service_request_total\{([^}]*)\} (\S+)', re.M)
 _ENDPOINT = re.compile(r'endpoint="([^"]*)"')
 
 
-def requests_served(metrics: str, endpoints: Sequence[str] = PREDICT_ENDPOINTS) -> float:
-    """Requests a pod has answered on `endpoints`, any status, from its /metrics text."""
+def is_prediction_endpoint(endpoint: str) -> bool:
+    """The routes that score rows, as `skserve.edge.is_prediction` names them (not imported:
+    this module runs where only the loadtest extra is installed, and edge needs pydantic)."""
+    return endpoint in PREDICT_ENDPOINTS or (endpoint.startswith("/v2/models/")
+                                             and endpoint.endswith("/infer"))
+
+
+def requests_served(metrics: str,
+                    is_counted: Callable[[str], bool] = is_prediction_endpoint) -> float:
+    """Requests a pod has answered on the endpoints `is_counted` accepts (BentoML labels each
+    request with its path), any status, from its /metrics text."""
     total = 0.0
     for labels, value in _SAMPLE.findall(metrics):
         found = _ENDPOINT.search(labels)
-        if found and found[1] in endpoints:
+        if found and is_counted(found[1]):
             total += float(value)
     return total
 
