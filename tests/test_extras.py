@@ -2,11 +2,11 @@
 install when it is missing.
 
 "Only its extra installed" is simulated in this one venv (which has every extra): a
-`sitecustomize` on PYTHONPATH marks every top-level import whose distribution the chosen
-extras do not pull in (their requirement closure, read from the installed metadata) as
-absent, in the command's process and in every Python process it starts (BentoML's workers,
-Locust). The real installs are covered too: the image holds `skserve[serve]` alone
-(tests/image).
+`sitecustomize` on PYTHONPATH hides every top-level import whose distribution the chosen
+extras do not pull in (their requirement closure, read from the installed metadata) from
+the import system, in the command's process and in every Python process it starts
+(BentoML's workers, Locust). The real installs are covered too: the image holds
+`skserve[serve]` alone (tests/image).
 """
 
 from __future__ import annotations
@@ -71,13 +71,33 @@ def blocked_imports(extras: tuple[str, ...]) -> list[str]:
                   - set(sys.stdlib_module_names))
 
 
+# The path finder no longer finds the blocked imports: `import x` raises ModuleNotFoundError,
+# `importlib.util.find_spec("x")` is None and `x` is not in sys.modules, as when x is not
+# installed (a None in sys.modules would differ: BentoML probes sys.modules for FastAPI).
+SITECUSTOMIZE = """\
+import sys
+from importlib.machinery import PathFinder
+
+BLOCKED = {blocked!r}
+
+
+class NotInstalledFinder(PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            return None
+        return super().find_spec(name, path, target)
+
+
+sys.meta_path[:] = [NotInstalledFinder if f is PathFinder else f for f in sys.meta_path]
+"""
+
+
 def env_with_only(extras: tuple[str, ...], tmp_path: Path) -> dict[str, str]:
     site = tmp_path / f"only-{'-'.join(extras) or 'core'}"
     site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(
-        "import sys\n"
-        f"for _m in {blocked_imports(extras)!r}:\n"
-        "    sys.modules.setdefault(_m, None)  # import raises ModuleNotFoundError\n")
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE.format(
+        blocked=frozenset(blocked_imports(extras))))
     return {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(site), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
