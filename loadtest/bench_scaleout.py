@@ -111,7 +111,8 @@ def reconnect_cost(model: str, out: Path, requests: int, rounds: int) -> list[di
                      "client p50 ms": statistics.mean(x["p50"] for x in runs[k]),
                      "Connection: close answers": sum(x["closes"] for x in runs[k])})
     rows.append({"client": "one reconnect costs the server (ms CPU)",
-                 "server CPU ms/req": statistics.mean(extra)})
+                 "server CPU ms/req": statistics.mean(extra),
+                 "rounds": " … ".join(f"{x:+.2f}" for x in (min(extra), max(extra)))})
     return rows
 
 
@@ -313,7 +314,7 @@ def main() -> int:
          str(home / "leaderboard.json")], timeout=600)
     cost = reconnect_cost(model, out, args.requests, args.rounds)
     cost_md = markdown_table(cost, ["client", "server CPU ms/req", "client p50 ms",
-                                    "Connection: close answers"],
+                                    "Connection: close answers", "rounds"],
                              {"server CPU ms/req": ".3f", "client p50 ms": ".2f"})
     print(cost_md)
     curve_md = "Not measured (--local-only, or no cluster at KUBECONFIG)."
@@ -346,7 +347,10 @@ pods); `skserve serve` now ends each connection after `--max-connection-age` (de
 What a reconnect costs: `skserve serve --workers 1` pinned to core 1, one client sending
 {requests} requests one after another (one row per model call either way), over one
 keep-alive connection or with a new connection for every request
-(`--max-connection-requests 1`); {rounds} interleaved rounds, means:
+(`--max-connection-requests 1`); {rounds} interleaved rounds, means ("rounds": the
+smallest and largest difference of one round). A reconnect's cost is the difference; when
+the rounds straddle 0 it is within this machine's noise. At the default max age a
+connection carrying r requests/s pays one reconnect per {age:g}·r requests.
 
 {cost}
 

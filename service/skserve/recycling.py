@@ -33,12 +33,14 @@ from .errors import InvalidInput
 FORGET_AFTER_S = 60.0
 JITTER = 0.1  # each connection's age limit is max_age_s × U(1 - JITTER, 1 + JITTER)
 # Defaults (SKSERVE_MAX_CONNECTION_AGE, SKSERVE_MAX_CONNECTION_REQUESTS; 0 = unbounded),
-# from `make bench-scaleout` (BENCHMARKS.md, "Scale-out"): a reconnect cost the server about
-# 0.7 ms of CPU, so a connection carrying 10 requests/s or more pays under 0.5 % at 10 s
-# (100+ requests per reconnect); and a new replica served half its fair share 5-10 s after
-# Ready (never, without recycling). 10 s moves the load within the HPA's 15 s sync period,
-# before its next decision; shorter ages spread faster for more reconnects. The age bound
-# alone spreads the load whatever the request rate, so the request bound is off.
+# from `make bench-scaleout` (BENCHMARKS.md, "Scale-out"): a reconnect cost the server
+# 0.26 ms of CPU on average, within the noise (rounds from -0.8 to +1.0 ms), so a connection
+# carrying 10 requests/s or more pays under 1 % at 10 s (100+ requests per reconnect, about
+# 1.4 ms of CPU each); and a new replica served half its fair share 4-10 s after Ready and
+# every pod at least 0.89 of a fair share (never anything, without recycling). 10 s moves
+# the load within the HPA's 15 s sync period, before its next decision; shorter ages spread
+# faster for more reconnects. The age bound alone spreads the load whatever the request
+# rate, so the request bound is off.
 DEFAULT_MAX_AGE_S = 10.0
 DEFAULT_MAX_REQUESTS = 0
 AGE_ENV, REQUESTS_ENV = "SKSERVE_MAX_CONNECTION_AGE", "SKSERVE_MAX_CONNECTION_REQUESTS"
