@@ -7,8 +7,8 @@ PORT ?= 3000
 export BENTOML_DO_NOT_TRACK := true
 export OMP_NUM_THREADS := 1
 
-.PHONY: help venv tools run train serve test lint bench-serve bench-batch bench-rollout bench-scaleout loadtest \
-        image image-archive image-loadtest cluster-up cluster-down e2e kind-up deploy clean
+.PHONY: help venv tools run train serve test lint bench-serve bench-batch bench-rollout loadtest \
+        image image-archive cluster-up cluster-down e2e kind-up deploy clean
 
 # The variables this Makefile sets (or the command line overrides), for help texts to show.
 HELP_VARS = $(foreach v,$(.VARIABLES),$(if $(filter file command,$(firstword $(origin $(v)))),$(v)))
@@ -50,6 +50,7 @@ bench-serve: venv ## skserve beside FastAPI, BentoML, MLServer and KServe on the
 bench-batch: venv ## batch scoring benchmark on 1M rows → BENCHMARKS.md
 	$(BIN)/python loadtest/bench_batch.py $(ARGS)
 
+.PHONY: bench-scaleout
 bench-scaleout: venv ## reconnect cost, and rps and per-pod shares by replica count on the local cluster → BENCHMARKS.md
 	$(BIN)/python loadtest/bench_scaleout.py $(ARGS)
 
@@ -66,6 +67,7 @@ image: venv ## build the serving image offline (podman) with $(MODEL) baked in
 image-archive: image ## write the image as an OCI archive for kind/ctr import
 	bash hack/image/archive.sh $(MODEL)
 
+.PHONY: image-loadtest
 image-loadtest: venv ## build the load-test image the chart's load-test pods run (skserve[loadtest], no model)
 	bash hack/image/build.sh --loadtest
 	bash hack/image/archive.sh --loadtest
