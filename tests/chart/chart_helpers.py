@@ -165,7 +165,7 @@ MATRIX = [
     )
     for c in itertools.product(
         ("blueGreen", "canary"),
-        ("service", "gatewayAPI", "ingressNginx"),
+        ("service", "gatewayAPI", "ingressNginx", "haproxy"),
         (True, False),
         (True, False),
         (True, False),
@@ -175,5 +175,12 @@ MATRIX = [
     pytest.param(
         (*case_sets("canary", "gatewayAPI", True, True, True), "loadtest.enabled=true"),
         id="canary-gatewayAPI-hpa-batch-mon-loadtest",
-    )
+    ),
+    # the rollout controller in the cluster, driving the in-cluster HAProxy
+    pytest.param(
+        (*case_sets("canary", "haproxy", True, True, True),
+         "rolloutController.deployment.enabled=true",
+         "rolloutController.deployment.prometheusUrl=http://prometheus.monitoring:9090"),
+        id="canary-haproxy-hpa-batch-mon-controller",
+    ),
 ]

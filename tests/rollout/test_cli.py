@@ -56,12 +56,24 @@ def test_analysis_file_replaces_the_default_checks(tmp_path):
         "  query: sum(rate(process_cpu_seconds_total{{{canary}}}[{window}]))\n"
         "  success_condition: '< 0.8'\n  interval_s: 30\n")
     args = argparse.Namespace(no_analysis=False, analysis=path)
-    got = _templates(args, "unused:tag")
+    got = _templates(args, None, "blue")
     assert [t["name"] for t in got] == ["success", "cpu"]
     assert got[0]["min_samples"] == 200 and got[1]["interval_s"] == 30
     path.write_text("- {name: x, kind: success_rate, threshold: 0.9, colour: red}\n")
     with pytest.raises(InvalidInput, match=r"analysis.yaml, template 1: .*unknown field"):
-        _templates(args, "unused:tag")
+        _templates(args, None, "blue")
     path.write_text("name: not a list\n")
     with pytest.raises(InvalidInput, match="a list of analysis templates"):
-        _templates(args, "unused:tag")
+        _templates(args, None, "blue")
+
+
+def test_cluster_target_without_a_kubeconfig_is_one_clear_line(tmp_path):
+    """Without --local the target is a release on a cluster: no kubeconfig is exit 5, one
+    line naming what is missing."""
+    env = {"KUBECONFIG": str(tmp_path / "absent"), "HOME": str(tmp_path),
+           "KUBERNETES_SERVICE_HOST": ""}
+    out = run("rollout", "status", "--release", "demo", env=env)
+    assert out.returncode == 5, out.stderr
+    assert "Kubernetes configuration" in out.stderr and "Traceback" not in out.stderr
+    out = run("rollout", "controller", "--local", "--dir", str(tmp_path), env=env)
+    assert out.returncode == 2 and "runs against a cluster" in out.stderr

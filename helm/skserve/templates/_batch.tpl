@@ -5,7 +5,7 @@ completions/parallelism from its options, and creates the Job suspended when
 maxConcurrentJobs are already running.
 */}}
 {{- define "skserve.batchJob" -}}
-{{- $slot := .Values.batch.slot | default .Values.rollout.activeSlot }}
+{{- $slot := .Values.batch.slot | default (include "skserve.activeSlot" .) }}
 {{- $cfg := include "skserve.slotConfig" (dict "root" $ "slot" $slot) | fromYaml }}
 {{- $b := .Values.batch }}
 apiVersion: batch/v1
@@ -48,7 +48,7 @@ spec:
         {{- include "skserve.podSecurityContext" . | nindent 8 }}
       containers:
         - name: batch
-          image: {{ include "skserve.imageRef" $cfg.image | quote }}
+          image: {{ $cfg.imageRef | quote }}
           imagePullPolicy: {{ $cfg.image.pullPolicy }}
           command: ["skserve"]
           args: ["batch", "run", "--input", "/data/input", "--output", "/data/output"]

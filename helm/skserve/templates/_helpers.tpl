@@ -81,19 +81,62 @@ Call with (dict "root" $ "slot" $name).
 {{- if not $cfg.image.tag }}{{ $_ := set $cfg.image "tag" (toString $cfg.modelVersion) }}{{ end }}
 {{- if not $cfg.image.pullPolicy }}{{ $_ := set $cfg.image "pullPolicy" $root.Values.image.pullPolicy }}{{ end }}
 {{- if not $cfg.image.digest }}{{ $_ := set $cfg.image "digest" ($root.Values.image.digest | default "") }}{{ end }}
-{{- /* Replicas the rollout implies: with the service router and the canary strategy the
-       traffic split is the replica ratio, so the weights decide each slot's replicas. */}}
-{{- $w := include "skserve.slotWeight" (dict "root" $root "slot" .slot) | int }}
-{{- if and (eq $root.Values.rollout.router "service") (eq $root.Values.rollout.strategy "canary") }}
+{{- /* What the slot serves: its values, or what the rollout controller deployed there
+       (templates/_live.tpl). imageRef is the reference to render. */}}
+{{- $deployed := include "skserve.slotDeployed" (dict "root" $root "slot" .slot "cfg" $cfg) | fromYaml }}
+{{- $_ := set $cfg "model" $deployed.model }}
+{{- $_ := set $cfg "modelVersion" $deployed.modelVersion }}
+{{- $_ := set $cfg "imageRef" $deployed.image }}
+{{- $_ := set $cfg "deployed" $deployed }}
+{{- /* Its part in the routing: active, preview (the slot under test, or the old slot kept
+       for an undo) or idle (0 replicas, HPA inactive). */}}
+{{- $routing := include "skserve.routing" $root | fromYaml }}
+{{- $w := get $routing.weights .slot | default 0 | int }}
+{{- $active := eq .slot (toString $routing.activeSlot) }}
+{{- $preview := and (ne (toString $routing.previewSlot) "") (eq .slot (toString $routing.previewSlot)) }}
+{{- $running := or $active (and $preview (or (gt $w 0) (eq $root.Values.rollout.strategy "blueGreen") (eq $routing.source "controller"))) }}
+{{- $a := $cfg.autoscaling }}
+{{- $rest := dict "min" ($cfg.replicas | int) "max" ($cfg.replicas | int) "hpa" $a.enabled }}
+{{- if $a.enabled }}{{ $rest = dict "min" ($a.minReplicas | int) "max" ($a.maxReplicas | int) "hpa" true }}{{ end }}
+{{- $n := $rest.min }}
+{{- $low := $rest.min }}
+{{- $high := $rest.max }}
+{{- $previewWeight := 0 }}
+{{- if $routing.previewSlot }}{{ $previewWeight = get $routing.weights (toString $routing.previewSlot) | default 0 | int }}{{ end }}
+{{- $split := and (gt $previewWeight 0) (lt $previewWeight 100) }}
+{{- if not $running }}
+{{- $n = 0 }}
+{{- else if and $split (eq $root.Values.rollout.router "service") }}
+{{- /* Replica ratio (service/skserve/rollout/scaling.py): the canary gets max(1, floor(w x
+       total / 100)) pods, pinned; the active slot the rest, at least. */}}
 {{- $total := $root.Values.rollout.serviceRouter.totalReplicas | int }}
-{{- $n := div (add (mul $w $total) 99) 100 }}
+{{- $canary := min (max 1 (div (mul $previewWeight $total) 100)) (sub $total 1) }}
+{{- if $preview }}
+{{- $n = $canary }}{{ $low = $canary }}{{ $high = $canary }}
+{{- else }}
+{{- $n = sub $total $canary }}{{ $low = $n }}{{ $high = max $rest.max $n }}
+{{- end }}
+{{- else if and $split $preview }}
+{{- /* A weighted router's canary: its minimum follows its weight (of the active slot's). */}}
+{{- $activeCfg := index $root.Values.slots (toString $routing.activeSlot) | default dict }}
+{{- $base := dig "autoscaling" "minReplicas" ($root.Values.slotDefaults.autoscaling.minReplicas) $activeCfg | int }}
+{{- if not $a.enabled }}{{ $base = dig "replicas" ($root.Values.slotDefaults.replicas) $activeCfg | int }}{{ end }}
+{{- $n = max 1 (ceil (divf (mul $base $w) 100) | int) }}{{ $low = $n }}{{ $high = max $rest.max $n }}
+{{- end }}
+{{- /* While the controller moves the slot's scale: what it set. */}}
+{{- $live := include "skserve.slotLiveScale" (dict "root" $root "slot" .slot) | fromYaml }}
+{{- $controlled := and $root.Values.rollout.followController $live.controlled }}
+{{- if $controlled }}
+{{- $n = $live.replicas }}
+{{- if $live.hpa }}{{ $low = $live.min }}{{ $high = $live.max }}{{ end }}
+{{- end }}
 {{- $_ := set $cfg "replicas" $n }}
-{{- if eq $n 0 }}{{ $_ := set $cfg.autoscaling "enabled" false }}{{ end }}
-{{- if $cfg.autoscaling.enabled }}
-{{- $_ := set $cfg.autoscaling "minReplicas" (max $n ($cfg.autoscaling.minReplicas | int)) }}
-{{- $_ := set $cfg.autoscaling "maxReplicas" (max $n ($cfg.autoscaling.maxReplicas | int)) }}
-{{- end }}
-{{- end }}
+{{- $_ := set $cfg.autoscaling "minReplicas" (max 1 $low) }}
+{{- $_ := set $cfg.autoscaling "maxReplicas" (max 1 $low $high) }}
+{{- $_ := set $cfg "rest" $rest }}
+{{- $_ := set $cfg "running" $running }}
+{{- $_ := set $cfg "controlled" $controlled }}
+{{- $_ := set $cfg "liveReplicas" (ternary $live.replicas 0 $live.exists) }}
 {{- $_ := set $cfg "weight" $w }}
 {{- toYaml $cfg }}
 {{- end }}
@@ -113,18 +156,13 @@ Enabled slot names, sorted, as a YAML list (use with fromYamlArray).
 {{- end }}
 
 {{/*
-Traffic weight (0-100) of one slot under the current strategy. blueGreen: 100 for the
-active slot, 0 for the others. canary: rollout.weights.active for the active slot,
-rollout.weights.preview for the preview slot, 0 for any other slot.
-Call with (dict "root" $ "slot" $name).
+Traffic weight (0-100) of one slot in the routing to render (templates/_live.tpl): blueGreen:
+100 for the active slot; canary: rollout.weights.active / .preview; 0 for any other slot; or
+what the rollout controller set. Call with (dict "root" $ "slot" $name).
 */}}
 {{- define "skserve.slotWeight" -}}
-{{- $r := .root.Values.rollout }}
-{{- if eq .slot $r.activeSlot }}
-{{- if eq $r.strategy "blueGreen" }}100{{ else }}{{ $r.weights.active | int }}{{ end }}
-{{- else if and $r.previewSlot (eq .slot $r.previewSlot) (eq $r.strategy "canary") }}
-{{- $r.weights.preview | int }}
-{{- else }}0{{ end }}
+{{- $routing := include "skserve.routing" .root | fromYaml }}
+{{- get $routing.weights .slot | default 0 | int }}
 {{- end }}
 
 {{/*
@@ -188,4 +226,21 @@ Writable scratch volumes for a read-only root filesystem: /tmp and BENTOML_HOME.
   mountPath: /tmp
 - name: bentoml-home
   mountPath: /home/app/bentoml
+{{- end }}
+
+{{/*
+Relabelling of the serving pods' scrape targets, shared by the PodMonitor and the
+ServiceMonitor and spelled the same way (snake_case) in k8s/monitoring/prometheus-scrape.yaml
+for a Prometheus without the operator: `slot`, `release` and `model_version` (the model the
+pod serves, from its skserve.io/model annotation) are what `skserve rollout` selects a slot by.
+*/}}
+{{- define "skserve.monitoringRelabelings" -}}
+- sourceLabels: [__meta_kubernetes_pod_label_skserve_io_slot]
+  targetLabel: slot
+- sourceLabels: [__meta_kubernetes_pod_label_app_kubernetes_io_instance]
+  targetLabel: release
+- sourceLabels: [__meta_kubernetes_pod_annotation_skserve_io_model]
+  targetLabel: model_version
+- sourceLabels: [__meta_kubernetes_pod_label_skserve_io_model_version]
+  targetLabel: pod_model_version
 {{- end }}

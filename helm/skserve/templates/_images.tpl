@@ -16,8 +16,7 @@ The serving image of one slot (also the batch Jobs' image when batch.slot names 
 Call with (dict "root" $ "slot" $name).
 */}}
 {{- define "skserve.slotImage" -}}
-{{- $cfg := include "skserve.slotConfig" . | fromYaml }}
-{{- include "skserve.imageRef" $cfg.image }}
+{{- (include "skserve.slotConfig" . | fromYaml).imageRef }}
 {{- end }}
 
 {{/*
@@ -34,5 +33,5 @@ repository defaulting to <image.repository>-loadtest and the tag to the chart's 
 The `helm test` pod's image: tests.image, else the active slot's serving image (it has python3).
 */}}
 {{- define "skserve.testImage" -}}
-{{- .Values.tests.image | default (include "skserve.slotImage" (dict "root" . "slot" .Values.rollout.activeSlot)) }}
+{{- .Values.tests.image | default (include "skserve.slotImage" (dict "root" . "slot" (include "skserve.activeSlot" .))) }}
 {{- end }}

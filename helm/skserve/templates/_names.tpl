@@ -94,8 +94,28 @@ Name of one slot's Deployment, Service, HPA and PDB. Call with (dict "root" $ "s
 {{- include "skserve.names.object" (dict "root" . "suffix" "-canary" "budget" "label") }}
 {{- end }}
 
+{{/*
+The rollout controller's RBAC objects, and its ConfigMap (state) and Lease: the controller
+finds them by this rule (service/skserve/rollout/naming.py mirrors it).
+*/}}
 {{- define "skserve.rolloutName" -}}
 {{- include "skserve.names.object" (dict "root" . "suffix" "-rollout" "budget" "label") }}
+{{- end }}
+
+{{- define "skserve.rolloutControllerName" -}}
+{{- include "skserve.names.object" (dict "root" . "suffix" "-rollout" "budget" "deployment") }}
+{{- end }}
+
+{{/*
+The in-cluster HAProxy (haproxy router): its Deployment and ConfigMap, and the headless
+Service in front of its runtime API.
+*/}}
+{{- define "skserve.haproxyName" -}}
+{{- include "skserve.names.object" (dict "root" . "suffix" "-haproxy" "budget" "deployment") }}
+{{- end }}
+
+{{- define "skserve.haproxyAdminName" -}}
+{{- include "skserve.names.object" (dict "root" . "suffix" "-haproxy-admin" "budget" "label") }}
 {{- end }}
 
 {{- define "skserve.testPodName" -}}

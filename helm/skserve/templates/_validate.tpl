@@ -28,6 +28,13 @@ on them, so `helm lint` and `helm template` fail with a message naming the field
 {{- if and $r.mirror.enabled (not (has $r.mirror.slot $enabled)) }}
 {{- fail (printf "rollout.mirror.slot: %q is not an enabled slot" $r.mirror.slot) }}
 {{- end }}
+{{- $d := .Values.rolloutController.deployment }}
+{{- if and .Values.rolloutController.enabled $d.enabled (not $d.prometheusUrl) }}
+{{- fail "rolloutController.deployment.prometheusUrl: the in-cluster controller needs the URL of a Prometheus that scrapes the slots' pods (see k8s/README.md)" }}
+{{- end }}
+{{- if and $d.enabled (not .Values.rolloutController.enabled) }}
+{{- fail "rolloutController.deployment.enabled needs rolloutController.enabled (its ServiceAccount, Role, ConfigMap and Lease)" }}
+{{- end }}
 {{- if and $r.mirror.enabled (ne $r.router "gatewayAPI") }}
 {{- fail "rollout.mirror.enabled: request mirroring needs rollout.router=gatewayAPI" }}
 {{- end }}
@@ -47,8 +54,8 @@ on them, so `helm lint` and `helm template` fail with a message naming the field
 {{- include "skserve.validateResources" (dict "where" $where "resources" $cfg.resources) }}
 {{- $a := $cfg.autoscaling }}
 {{- if $a.enabled }}
-{{- if gt (int $a.minReplicas) (int $a.maxReplicas) }}
-{{- fail (printf "%s: autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d)" $where (int $a.minReplicas) (int $a.maxReplicas)) }}
+{{- if gt (int $cfg.rest.min) (int $cfg.rest.max) }}
+{{- fail (printf "%s: autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d)" $where (int $cfg.rest.min) (int $cfg.rest.max)) }}
 {{- end }}
 {{- if not (dig "requests" "cpu" "" $cfg.resources) }}
 {{- fail (printf "%s: the HPA's CPU target is a percent of resources.requests.cpu; set one" $where) }}

@@ -1,8 +1,12 @@
-"""`skserve up|down` and `skserve rollout start|status|promote|abort|undo`.
+"""`skserve up|down` and `skserve rollout start|status|promote|abort|undo|controller`.
+
+Two targets with the same commands: `--local` (the stack of `skserve up`, class `Local`) and
+a helm release on a cluster (the default; kube_target.Cluster). Each gives the generic code
+below its store, router, slots, versions and settings.
 
 Exit codes: 0 done (promoted, undone, or a command carried out), 2 bad input, 4 the rollout
 failed or was aborted (rolled back), 5 something it needs (HAProxy, Prometheus, the stack,
-the lease) is missing or busy.
+the cluster, the lease) is missing or busy.
 """
 
 from __future__ import annotations
@@ -18,12 +22,12 @@ from typing import Any
 
 from ..console import say
 from ..errors import InvalidInput, RolloutFailed, Unavailable
-from ..extras import SERVE, require
-from . import analysis, state
+from ..extras import KUBE, SERVE, require
+from . import analysis, routers, state
 from .store import Conflict, LocalStore
 
 EPILOG = """\
-examples:
+examples, one machine:
   skserve up --slot blue=demand:v1                 # HAProxy + Prometheus + one server
   skserve loadtest --host http://127.0.0.1:PORT --duration 5m &
   skserve rollout start --local --to demand:v2     # canary 10 → 25 → 50 → 100
@@ -31,6 +35,14 @@ examples:
   skserve rollout status --local                   # live table on a terminal
   skserve rollout promote|abort|undo --local
   skserve down
+
+examples, a helm release on a cluster (kubeconfig, or a pod's service account):
+  skserve rollout start -n prod --release demand --to demand:v2 \\
+      --prometheus http://127.0.0.1:9090           # runs here (Ctrl-C: resume later)
+  skserve rollout start -n prod --release demand --to demand:v2 --detach
+                                                   # the chart's in-cluster controller runs it
+  skserve rollout status -n prod --release demand
+  skserve rollout promote|abort|undo -n prod --release demand
 """
 
 
@@ -100,7 +112,8 @@ def register(subparsers: Any) -> None:
                            description="Start a rollout to --to, or resume the release's "
                            "unfinished one. Exit 0 promoted, 4 rolled back or aborted.")
     _target_args(start)
-    start.add_argument("--to", help="the new model version (name:version in the model store)")
+    start.add_argument("--to", help="the new model version (name:version: in the model store "
+                       "locally; on a cluster the SKSERVE_MODEL its image serves)")
     start.add_argument("--strategy", choices=state.STRATEGIES, default=state.CANARY,
                        help="canary (default) or blueGreen")
     start.add_argument("--steps", type=_weights, default=[10, 25, 50, 100],
@@ -145,12 +158,30 @@ def register(subparsers: Any) -> None:
     checks.add_argument("--selector", default=analysis.DEFAULT_SELECTOR,
                         help="PromQL label matchers of a slot's series ({slot}, {version}; "
                         "default %(default)s)")
+    _cluster_rollout_args(start)
     start.add_argument("--lease-ttl", type=_seconds, default=15.0,
                        help="a controller that stops renewing its lease (killed) blocks "
                        "another this long (default 15s)")
     start.add_argument("--detach", action="store_true",
-                       help="run the controller in the background (follow with status)")
+                       help="locally: run the controller in the background; on a cluster: "
+                       "record the rollout and leave it to the in-cluster controller "
+                       "(rolloutController.deployment). Follow with status")
     start.set_defaults(func=cmd_start)
+
+    controller = sub.add_parser(
+        "controller", help="run as a release's controller: every rollout, as it comes",
+        description="Wait for rollouts of the release (recorded by `skserve rollout start "
+        "--detach` or by promote/abort/undo) and run each to its end, holding the "
+        "release's lease while it acts: any number of controllers may run, one acts. "
+        "The chart's rolloutController.deployment runs this in the cluster. Stops on "
+        "SIGTERM (the lease is released at once).")
+    _target_args(controller)
+    _cluster_rollout_args(controller)
+    controller.add_argument("--poll", type=_seconds, default=2.0,
+                            help="seconds between looks at the release (default 2s)")
+    controller.add_argument("--lease-ttl", type=_seconds, default=15.0,
+                            help="lease duration (default 15s)")
+    controller.set_defaults(func=cmd_controller)
 
     status = sub.add_parser("status", help="steps, weights, verdicts and their numbers",
                             description="A live table on a terminal (until the rollout "
@@ -174,11 +205,47 @@ def _dir_args(p: argparse.ArgumentParser) -> None:
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--local", action="store_true", required=True,
-                   help="the local stack of `skserve up` (the Kubernetes edge comes later)")
-    p.add_argument("--release", default=None, help="release name (default: the stack's)")
-    _dir_args(p)
+    where = p.add_argument_group("where: a helm release on a cluster (default) or --local")
+    where.add_argument("--local", action="store_true",
+                       help="the local stack of `skserve up` instead of a cluster")
+    where.add_argument("--release", default=None,
+                       help="release name (cluster: the helm release, env SKSERVE_RELEASE, "
+                       "default skserve; local: the stack's)")
+    where.add_argument("-n", "--namespace", default=os.environ.get("SKSERVE_NAMESPACE"),
+                       help="cluster: the release's namespace (env SKSERVE_NAMESPACE; "
+                       "default: the kubeconfig context's, or the pod's own)")
+    where.add_argument("--context", default=None,
+                       help="cluster: kubeconfig context (default: the current one; in a "
+                       "pod without --context/--kubeconfig: its service account)")
+    where.add_argument("--kubeconfig", default=None,
+                       help="cluster: kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    _dir_args(where)
     p.add_argument("--json", action="store_true", help="machine output on stdout")
+
+
+def _cluster_rollout_args(p: argparse.ArgumentParser) -> None:
+    c = p.add_argument_group("cluster (recorded with the rollout; defaults from the chart)")
+    c.add_argument("--image", default=None,
+                   help="image of the new version (default: <live image's repository>:"
+                   "<name>-<version>, what `make image MODEL=...` builds; name an image "
+                   "that carries several models to switch models only)")
+    c.add_argument("--router", default=None, choices=sorted(routers.CHART_NAMES),
+                   help="how traffic moves (default: the chart's rollout.router)")
+    c.add_argument("--prometheus", default=os.environ.get("SKSERVE_PROMETHEUS_URL"),
+                   help="Prometheus scraping the slots' pods with the chart's relabelling "
+                   "(env SKSERVE_PROMETHEUS_URL; the in-cluster controller's own wins)")
+    c.add_argument("--scrape-interval", type=_seconds, default=None,
+                   help="that Prometheus' scrape interval: analysis windows are at least "
+                   "three of them (default 15s, the chart's monitors')")
+    c.add_argument("--total-replicas", type=int, default=None,
+                   help="service router: pods shared out by weight in a canary (default: "
+                   "the chart's rollout.serviceRouter.totalReplicas)")
+    c.add_argument("--mirror-percent", type=int, default=None,
+                   help="gatewayAPI: mirror this share of requests to a slot at weight 0 "
+                   "(a blue-green preview judged on shadow traffic; default: the chart's)")
+    c.add_argument("--haproxy-runtime", default=None,
+                   help="haproxy: runtime API address host:port (default: the chart's "
+                   "headless admin Service, reachable in the cluster)")
 
 
 # --- up / down -------------------------------------------------------------------------------
@@ -231,6 +298,7 @@ class Local:
     def __init__(self, args: argparse.Namespace, need_stack: bool = True):
         from . import stack
 
+        self.args = args
         self.root = stack.stack_dir(args.dir)
         found = stack.Stack(self.root)
         self.stack = found.require() if need_stack else found.read()
@@ -239,8 +307,43 @@ class Local:
         self.release = args.release or self.stack.get("release", "local")
         self.store = LocalStore(self.root / "rollouts")
 
-    def controller(self, smoke_rows=(), selector: str = analysis.DEFAULT_SELECTOR,
-                   on_event=None):
+    def where(self) -> str:
+        return f"the local stack in {self.root}"
+
+    def router(self, doc: dict[str, Any] | None = None) -> Any:
+        from .stack import router_for
+
+        return router_for(self.stack)
+
+    def serving(self) -> dict[str, str]:
+        return {s: e["model"] for s, e in self.stack["slots"].items()}
+
+    def resolve(self, model: str) -> str:
+        from .. import store
+
+        return store.get_info(model).tag
+
+    def stable_rmse(self, stable_slot: str) -> float | None:
+        from .. import store
+
+        tag = self.serving()[stable_slot]
+        return (store.get_info(tag).metadata.get("metrics") or {}).get("rmse")
+
+    def smoke_rows(self, spec: state.RolloutSpec) -> list[bytes]:
+        from .. import store
+        from ..loadtest.sampling import RowPool
+
+        features = [f.__dict__ for f in store.get_info(spec.stable_version).schema.features]
+        return RowPool.from_schema(features, seed=0, size=256).encoded
+
+    def doc_extras(self, spec: state.RolloutSpec) -> dict[str, Any]:
+        return {}
+
+    def selector_default(self) -> str:
+        return analysis.DEFAULT_SELECTOR
+
+    def controller(self, doc: dict[str, Any], rows: Any, selector: str,
+                   on_event: Any = None) -> Any:
         require("skserve rollout --local", *SERVE)  # the slots' servers, httpx for Prometheus
         from . import stack
         from .controller import Controller
@@ -248,11 +351,38 @@ class Local:
 
         return Controller(self.release, self.store, stack.router_for(self.stack),
                           stack.LocalSlots(self.root), Prometheus(self.stack["prometheus_url"]),
-                          smoke_rows=smoke_rows, selector=selector, on_event=on_event,
+                          smoke_rows=rows, selector=selector, on_event=on_event,
                           min_window_s=3 * self.stack.get("scrape_interval_s", 10.0))
 
+    def live_weights(self, doc: dict[str, Any] | None) -> dict[str, int] | None:
+        try:
+            return self.router(doc).get_weights() if self.stack.get("haproxy") else None
+        except Unavailable:
+            return None
 
-def _templates(args: argparse.Namespace, stable_tag: str) -> list[dict[str, Any]]:
+    def detach(self) -> int:
+        from .stack import spawn
+
+        argv = [sys.executable, "-m", "skserve.cli", "rollout", "start", "--local",
+                "--dir", str(self.root), "--release", self.release,
+                "--lease-ttl", f"{self.args.lease_ttl:g}s"]
+        proc = spawn(argv, self.root / "logs" / f"rollout-{self.release}.log")
+        say(f"controller running in the background (pid {proc['pid']}); follow it with: "
+            f"skserve rollout status --local --dir {self.root}")
+        return 0
+
+
+def _target(args: argparse.Namespace, need_stack: bool = True) -> Any:
+    """`Local` with --local, else the cluster release (kube_target.Cluster)."""
+    if args.local:
+        return Local(args, need_stack)
+    require("skserve rollout on a cluster", *KUBE)
+    from .kube_target import Cluster
+
+    return Cluster(args)
+
+
+def _templates(args: argparse.Namespace, target: Any, stable_slot: str) -> list[dict[str, Any]]:
     if args.no_analysis:
         return []
     if args.analysis:
@@ -273,12 +403,11 @@ def _templates(args: argparse.Namespace, stable_tag: str) -> list[dict[str, Any]
         return out
     shift = args.max_prediction_shift
     if shift is None:
-        from .. import store
-
-        rmse = (store.get_info(stable_tag).metadata.get("metrics") or {}).get("rmse")
+        rmse = target.stable_rmse(stable_slot)
         if not rmse:
-            raise InvalidInput(f"{stable_tag} has no hold-out RMSE in its metadata: pass "
-                               "--max-prediction-shift in the target's units")
+            raise InvalidInput(f"the live version in slot {stable_slot} has no hold-out RMSE "
+                               "in its metadata: pass --max-prediction-shift in the target's "
+                               "units")
         shift = 2 * float(rmse)
     interval = args.interval
     templates = analysis.default_templates(shift, interval, args.min_samples)
@@ -294,26 +423,18 @@ def _templates(args: argparse.Namespace, stable_tag: str) -> list[dict[str, Any]
     return out
 
 
-def _smoke_rows(tag: str) -> list[bytes]:
-    from .. import store
-    from ..loadtest.sampling import RowPool
-
-    features = [f.__dict__ for f in store.get_info(tag).schema.features]
-    return RowPool.from_schema(features, seed=0, size=256).encoded
-
-
-def _new_spec(args: argparse.Namespace, local: Local) -> state.RolloutSpec:
-    from .. import store
-    from .stack import router_for
-
-    weights = router_for(local.stack).get_weights()
-    serving = {s: e["model"] for s, e in local.stack["slots"].items()}
+def _new_spec(args: argparse.Namespace, target: Any) -> state.RolloutSpec:
+    weights = target.router().get_weights()
+    serving = target.serving()
     stable_slot = max((s for s in weights if s in serving), key=lambda s: weights[s],
                       default=None)
     if stable_slot is None:
-        raise Unavailable("no slot of the stack is serving: skserve up --slot blue=MODEL")
-    canary_slot = next(s for s in weights if s != stable_slot)
-    canary = store.get_info(args.to).tag
+        raise Unavailable(f"no slot of {target.where()} is serving"
+                          + (": skserve up --slot blue=MODEL" if args.local else ""))
+    canary_slot = next((s for s in weights if s != stable_slot), None)
+    if canary_slot is None:
+        raise InvalidInput(f"{target.where()} has no second slot to deploy into")
+    canary = target.resolve(args.to)
     if canary == serving[stable_slot]:
         raise InvalidInput(f"{canary} already serves in slot {stable_slot}")
     if args.strategy == state.CANARY:
@@ -321,48 +442,57 @@ def _new_spec(args: argparse.Namespace, local: Local) -> state.RolloutSpec:
     else:
         steps = state.blue_green_steps(args.preview, args.smoke, not args.no_analysis)
     return state.RolloutSpec(
-        release=local.release, strategy=args.strategy, stable_slot=stable_slot,
+        release=target.release, strategy=args.strategy, stable_slot=stable_slot,
         stable_version=serving[stable_slot], canary_slot=canary_slot, canary_version=canary,
         steps=steps, interval_s=args.interval, max_inconclusive=args.max_inconclusive,
-        keep_old_s=args.keep_old, analysis=tuple(_templates(args, serving[stable_slot])))
+        keep_old_s=args.keep_old, analysis=tuple(_templates(args, target, stable_slot)))
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    local = Local(args)
-    record = local.store.read(local.release)
+    target = _target(args)
+    record = target.store.read(target.release)
     active = record is not None and not state.RolloutState.from_dict(record.doc["state"]).done
     if active:
         spec = state.RolloutSpec.from_dict(record.doc["spec"])
-        if args.to and args.to not in (spec.canary_version, spec.canary_version.split(":")[0]):
-            from .. import store
-
-            if store.get_info(args.to).tag != spec.canary_version:
-                raise InvalidInput(f"release {local.release!r} is still rolling out "
-                                   f"{spec.canary_version}: finish, promote or abort it first")
-        _wait_for_lease(local, args.lease_ttl)
-        say(f"resuming the rollout of {local.release} to {spec.canary_version}")
+        if args.to and args.to not in (spec.canary_version, spec.canary_version.split(":")[0]) \
+                and target.resolve(args.to) != spec.canary_version:
+            raise InvalidInput(f"release {target.release!r} is still rolling out "
+                               f"{spec.canary_version}: finish, promote or abort it first")
+        if not args.local and args.detach:
+            say(f"the rollout of {target.release} to {spec.canary_version} is recorded; the "
+                "in-cluster controller runs it")
+            return 0
+        if args.local:
+            _wait_for_lease(target, args.lease_ttl)
+        say(f"resuming the rollout of {target.release} to {spec.canary_version}")
     else:
         if not args.to:
             raise InvalidInput("--to MODEL is required to start a rollout")
-        spec = _new_spec(args, local)
+        spec = _new_spec(args, target)
+        selector = args.selector if args.selector != analysis.DEFAULT_SELECTOR or args.local \
+            else target.selector_default()
         doc = {"spec": spec.to_dict(), "state": state.RolloutState().to_dict(),
-               "command": None, "smoke_selector": args.selector}
+               "command": None, "smoke_selector": selector, **target.doc_extras(spec)}
         try:
-            local.store.write(local.release, doc, record.version if record else None)
+            target.store.write(target.release, doc, record.version if record else None)
         except Conflict:
             raise Unavailable("another rollout was started at the same time") from None
-        say(f"rollout of {local.release}: {spec.stable_version} (slot {spec.stable_slot}) → "
+        say(f"rollout of {target.release}: {spec.stable_version} (slot {spec.stable_slot}) → "
             f"{spec.canary_version} (slot {spec.canary_slot}), {spec.strategy}, "
             f"{len(spec.steps)} step(s)")
     if args.detach:
-        return _detach(args, local)
-    return _run(local, spec, json_out=args.json, lease_ttl_s=args.lease_ttl)
+        if args.local:
+            return target.detach()
+        say(f"recorded; the in-cluster controller runs it (follow with: skserve rollout "
+            f"status -n {args.namespace or target.kube.namespace} --release {target.release})")
+        return 0
+    return _run(target, json_out=args.json, lease_ttl_s=args.lease_ttl)
 
 
-def _wait_for_lease(local: Local, ttl_s: float) -> None:
+def _wait_for_lease(target: Any, ttl_s: float) -> None:
     """A controller killed with kill -9 leaves its lease until it expires; a live one keeps
     renewing it, and then this is an error."""
-    holder = local.store.lease_holder(local.release)
+    holder = target.store.lease_holder(target.release)
     if holder is None:
         return
     say(f"waiting up to {ttl_s + 2:g}s for the lease of controller {holder} (stopped or "
@@ -370,40 +500,33 @@ def _wait_for_lease(local: Local, ttl_s: float) -> None:
     deadline = time.monotonic() + ttl_s + 2
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        if local.store.lease_holder(local.release) is None:
+        if target.store.lease_holder(target.release) is None:
             return
-    raise Unavailable(f"a controller ({local.store.lease_holder(local.release)}) is running "
-                      "this rollout: follow it with skserve rollout status --local")
+    raise Unavailable(f"a controller ({target.store.lease_holder(target.release)}) is running "
+                      "this rollout: follow it with skserve rollout status"
+                      + (" --local" if target.args.local else ""))
 
 
-def _detach(args: argparse.Namespace, local: Local) -> int:
-    from .stack import spawn
-
-    argv = [sys.executable, "-m", "skserve.cli", "rollout", "start", "--local",
-            "--dir", str(local.root), "--release", local.release,
-            "--lease-ttl", f"{args.lease_ttl:g}s"]
-    proc = spawn(argv, local.root / "logs" / f"rollout-{local.release}.log")
-    say(f"controller running in the background (pid {proc['pid']}); follow it with: "
-        f"skserve rollout status --local --dir {local.root}")
-    return 0
+def _show(event: dict[str, Any]) -> None:
+    say(f"{time.strftime('%H:%M:%S', time.localtime(event['at']))} {event['reason']}: "
+        f"{event['message']}")
 
 
-def _run(local: Local, spec: state.RolloutSpec, json_out: bool = False,
-         lease_ttl_s: float = 15.0) -> int:
-    record = local.store.read(local.release)
-    selector = (record.doc.get("smoke_selector") if record else None) or \
-        analysis.DEFAULT_SELECTOR
-    rows = _smoke_rows(spec.stable_version)
-
-    def show(event: dict[str, Any]) -> None:
-        say(f"{time.strftime('%H:%M:%S', time.localtime(event['at']))} {event['reason']}: "
-            f"{event['message']}")
-
-    controller = local.controller(rows, selector, on_event=show)
+def _controller(target: Any, lease_ttl_s: float, on_event: Any = _show) -> Any:
+    record = target.store.read(target.release)
+    if record is None:
+        raise InvalidInput(f"release {target.release!r} has no rollout")
+    doc = record.doc
+    spec = state.RolloutSpec.from_dict(doc["spec"])
+    selector = doc.get("smoke_selector") or target.selector_default()
+    controller = target.controller(doc, target.smoke_rows(spec), selector, on_event=on_event)
     controller.lease_ttl_s = lease_ttl_s
-    final = controller.run()
+    return controller
+
+
+def _finish(target: Any, final: state.RolloutState, json_out: bool) -> int:
     if json_out:
-        print(json.dumps({"release": local.release, "phase": final.phase,
+        print(json.dumps({"release": target.release, "phase": final.phase,
                           "message": final.message, "weights": final.weights}))
     if final.failed:
         raise RolloutFailed(f"{final.phase}: {final.message}")
@@ -411,53 +534,122 @@ def _run(local: Local, spec: state.RolloutSpec, json_out: bool = False,
     return 0
 
 
+def _run(target: Any, json_out: bool = False, lease_ttl_s: float = 15.0) -> int:
+    """Run the controller here; on a cluster, follow the controller that holds the lease
+    instead when there is one."""
+    holder = None if target.args.local else target.store.lease_holder(target.release)
+    if holder is not None:
+        say(f"controller {holder} runs this rollout; following it")
+        return _follow(target, json_out)
+    final = _controller(target, lease_ttl_s).run()
+    return _finish(target, final, json_out)
+
+
+def _follow(target: Any, json_out: bool, timeout_s: float = 3600.0,
+            name: str | None = None) -> int:
+    """Print the rollout's new events until it is over (or, for `name` = promote, until a
+    controller has taken the command)."""
+    seen = {json.dumps(e, sort_keys=True, default=str)
+            for e in target.store.events(target.release)}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for event in target.store.events(target.release):
+            key = json.dumps(event, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                _show(event)
+        rec = target.store.read(target.release)
+        st = state.RolloutState.from_dict(rec.doc["state"])
+        taken = rec.doc.get("command") is None
+        if (name == "promote" and taken) or (taken and st.done):
+            return _finish(target, st, json_out)
+        time.sleep(1.0)
+    raise Unavailable(f"the rollout of {target.release!r} did not end within "
+                      f"{timeout_s:g} s (still running: follow it with status)")
+
+
 def cmd_command(args: argparse.Namespace) -> int:
-    local = Local(args)
+    target = _target(args)
     name = args.command_name
     for _ in range(50):
-        record = local.store.read(local.release)
+        record = target.store.read(target.release)
         if record is None:
-            raise InvalidInput(f"release {local.release!r} has no rollout to {name}")
+            raise InvalidInput(f"release {target.release!r} has no rollout to {name}")
         doc = {**record.doc, "command": {"name": name, "at": time.time()}}
         try:
-            local.store.write(local.release, doc, record.version)
+            target.store.write(target.release, doc, record.version)
             break
         except Conflict:
             time.sleep(0.05)
     else:
         raise Unavailable("the rollout document kept changing; try again")
-    spec = state.RolloutSpec.from_dict(record.doc["spec"])
-    holder = local.store.lease_holder(local.release)
+    holder = target.store.lease_holder(target.release)
     if holder is None:  # no controller running: carry the command out here
         say(f"{name}: no controller is running; carrying it out")
-        return _run(local, spec, json_out=args.json)
+        try:
+            return _finish(target, _controller(target, 15.0).run(), args.json)
+        except Unavailable as exc:
+            if "holds the lease" not in str(exc):
+                raise
+            holder = target.store.lease_holder(target.release)  # one took it meanwhile
     say(f"{name}: sent to the running controller ({holder}); waiting")
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        rec = local.store.read(local.release)
-        st = state.RolloutState.from_dict(rec.doc["state"])
-        if rec.doc.get("command") is None and (name == "promote" or st.done):
-            break
-        time.sleep(0.5)
-    else:
-        raise Unavailable(f"the controller did not carry out {name} within 600 s")
-    if args.json:
-        print(json.dumps({"release": local.release, "phase": st.phase, "message": st.message}))
-    if st.failed:
-        raise RolloutFailed(f"{st.phase}: {st.message}")
-    say(f"{st.phase}: {st.message}")
+    return _follow(target, args.json, timeout_s=600.0, name=name)
+
+
+def cmd_controller(args: argparse.Namespace) -> int:
+    """Run every rollout of the release as it comes, until SIGTERM."""
+    if args.local:
+        raise InvalidInput("`skserve rollout controller` runs against a cluster release; "
+                           "locally, `skserve rollout start --local` is the controller")
+    from .kube_target import Cluster
+
+    stopping: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping.append(signum)
+        raise SystemExit(0)  # the controller's `finally` releases the lease
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    target = Cluster(args, on_call=lambda g, r, v: say(f"rbac: {v} {g or 'core'}/{r}"))
+    say(f"controller for {target.where()}: waiting for rollouts")
+    idle_note = None
+    while not stopping:
+        record = target.store.read(target.release)
+        st = state.RolloutState.from_dict(record.doc["state"]) if record else None
+        command = (record.doc.get("command") or {}).get("name") if record else None
+        if st is not None and (not st.done or command):
+            try:
+                final = _controller(target, args.lease_ttl).run()
+                say(f"rollout of {target.release}: {final.phase}: {final.message}")
+                idle_note = None
+            except Unavailable as exc:  # another controller acts, or an edge kept failing
+                if idle_note != str(exc):
+                    say(f"standing by: {exc}")
+                    idle_note = str(exc)
+            except RolloutFailed as exc:
+                say(str(exc))
+        time.sleep(args.poll)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import document, live, plain
 
-    local = Local(args, need_stack=False)  # the record outlives `skserve down`
-    doc = document(local.store, local.release)
+    target = _target(args, need_stack=False)  # locally the record outlives `skserve down`
+
+    def fetch() -> dict[str, Any]:
+        doc = document(target.store, target.release)
+        if doc.get("spec") is not None or not args.local:
+            record = target.store.read(target.release)
+            doc["effective_weights"] = target.live_weights(record.doc if record else None)
+        return doc
+
+    doc = fetch()
     if args.json:
         print(json.dumps(doc, default=str))
     elif sys.stdout.isatty() and not args.once:
-        live(lambda: document(local.store, local.release))
+        live(fetch)
     else:
         try:
             print(plain(doc), flush=True)

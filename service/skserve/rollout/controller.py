@@ -11,7 +11,9 @@ The edges are protocols, so the same loop drives the local stack and a cluster:
 - `store`: a `StateStore` (store.py);
 - `router`: a `Router` (routers/);
 - `slots`: deploy a version in a slot, scale a slot down, list the slots that serve, and
-  say how to reach one slot alone (for warm-up and smoke requests);
+  say how to reach one slot alone (for warm-up and smoke requests; `http_options`, when a
+  slots object has them, are the HTTP client's settings for that, e.g. the credentials of
+  the API server's service proxy);
 - `prometheus`: something with `results(queries) → numbers` (prometheus.py).
 """
 
@@ -56,13 +58,14 @@ class Metrics(Protocol):
 
 
 def smoke(url: str, headers: dict[str, str], rows: Sequence[bytes], n: int,
-          timeout_s: float = 10.0) -> tuple[int, int, str]:
+          timeout_s: float = 10.0, **client_options: Any) -> tuple[int, int, str]:
     """POST `n` rows (JSON bodies, cycled) to `url`/predict; returns (sent, failed, first
-    error). A 4xx counts as failed too: smoke rows are valid by construction."""
+    error). A 4xx counts as failed too: smoke rows are valid by construction.
+    `client_options`: more httpx.Client arguments (TLS, auth headers)."""
     import httpx
 
     failed, first = 0, ""
-    with httpx.Client(timeout=timeout_s) as client:
+    with httpx.Client(timeout=timeout_s, **client_options) as client:
         for i in range(n):
             try:
                 r = client.post(f"{url}/predict", content=rows[i % len(rows)],
@@ -161,7 +164,8 @@ class Controller:
             self.router.reconcile(self.slots.targets())
             self._wait_scraped(action.slot, action.version)
             if self.smoke_rows and self.warmup:  # first calls are slow: not the model's fault
-                smoke(*self.slots.smoke_target(action.slot), self.smoke_rows, self.warmup)
+                smoke(*self.slots.smoke_target(action.slot), self.smoke_rows, self.warmup,
+                      **self._http_options())
         elif isinstance(action, SetWeights):
             self.router.set_weights(action.weights)
         elif isinstance(action, ScaleDown):
@@ -173,6 +177,9 @@ class Controller:
         elif isinstance(action, Analyse):
             return self.analyse(spec, state, action)
         return None
+
+    def _http_options(self) -> dict[str, Any]:
+        return dict(getattr(self.slots, "http_options", None) or {})
 
     def _wait_scraped(self, slot: str, version: str) -> None:
         """Wait until Prometheus scrapes the new slot, so its counters are seen from their
@@ -193,8 +200,8 @@ class Controller:
         if action.smoke:
             url, headers = self.slots.smoke_target(spec.canary_slot)
             if self.smoke_rows:
-                measured.append(analysis.smoke_check(*smoke(url, headers, self.smoke_rows,
-                                                            action.smoke)))
+                measured.append(analysis.smoke_check(*smoke(
+                    url, headers, self.smoke_rows, action.smoke, **self._http_options())))
         now = self.clock()
         history = [a for a in state.analyses if a.get("step") == action.step]
         to_measure, reused = analysis.due(templates, history, now)

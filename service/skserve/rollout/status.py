@@ -63,11 +63,23 @@ def _checks(st: RolloutState) -> list[tuple[str, str, str, str, str]]:
     return out
 
 
+def _weights(st: RolloutState, effective: dict[str, int] | None) -> str:
+    """The weights the router was told, and what the data plane does when that differs (a
+    replica-ratio split, an HPA that added stable pods)."""
+    told = ", ".join(f"{s} {w}%" for s, w in st.weights.items()) or "unchanged"
+    if effective and any(effective.get(s, 0) != w for s, w in st.weights.items()):
+        told += " (effective now: " + ", ".join(f"{s} {w}%" for s, w in
+                                                 sorted(effective.items())) + ")"
+    return told
+
+
 def plain(doc: dict[str, Any]) -> str:
     if doc.get("spec") is None:
-        return f"release {doc['release']}: no rollout yet"
+        effective = doc.get("effective_weights")
+        now = ", ".join(f"{s} {w}%" for s, w in sorted(effective.items())) if effective else ""
+        return f"release {doc['release']}: no rollout yet" + (f"; traffic {now}" if now else "")
     spec, st = RolloutSpec.from_dict(doc["spec"]), RolloutState.from_dict(doc["state"])
-    weights = ", ".join(f"{s} {w}%" for s, w in st.weights.items()) or "unchanged"
+    weights = _weights(st, doc.get("effective_weights"))
     lines = [f"release {doc['release']}: {spec.strategy} {spec.stable_version} "
              f"(slot {spec.stable_slot}) → {spec.canary_version} (slot {spec.canary_slot})",
              f"phase {st.phase}; weights {weights}; controller "
@@ -97,7 +109,7 @@ def _table(doc: dict[str, Any]) -> Any:
     head.add_row("release", doc["release"], "phase", f"[bold]{st.phase}[/]")
     head.add_row("from", f"{spec.stable_version} ({spec.stable_slot})", "to",
                  f"{spec.canary_version} ({spec.canary_slot})")
-    head.add_row("weights", ", ".join(f"{s} {w}%" for s, w in st.weights.items()),
+    head.add_row("weights", _weights(st, doc.get("effective_weights")),
                  "controller", doc.get("controller") or "not running")
     head.add_row("", st.message)
     steps = Table(title="steps")

@@ -24,7 +24,10 @@ from typing import Any, Protocol
 from ...errors import InvalidInput
 
 HEADER = "x-model-version"
-NAMES = ("haproxy",)  # the Kubernetes routers (service, gateway_api, ingress_nginx) plug in here
+NAMES = ("haproxy", "service", "gateway_api", "ingress_nginx")
+# the chart's spelling (rollout.router) of each module's name
+CHART_NAMES = {"service": "service", "gatewayAPI": "gateway_api",
+               "ingressNginx": "ingress_nginx", "haproxy": "haproxy"}
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,15 @@ def check_weights(weights: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
+def module_name(name: str) -> str:
+    """A router's module name from either spelling (`gatewayAPI` or `gateway_api`)."""
+    return CHART_NAMES.get(name, name)
+
+
 def load(name: str, **config: Any) -> Router:
-    """The router called `name` (one of NAMES), built from `config`."""
+    """The router called `name` (one of NAMES, or the chart's spelling), built from
+    `config`."""
+    name = module_name(name)
     if name not in NAMES:
         raise InvalidInput(f"router must be one of {NAMES}, not {name!r}")
     module = importlib.import_module(f"{__name__}.{name}")

@@ -9,7 +9,9 @@ in a cluster alike:
 - a map file `version → be_<slot>`: a request with `x-model-version: <version>` goes to the
   slot serving that version, whatever the weights;
 - the runtime API on a stats socket at admin level (a unix socket path, or host:port for an
-  HAProxy in another pod): `Router(socket=...)` is all a router needs to know.
+  HAProxy in another pod): `Router(socket=...)` is all a router needs to know. A host name
+  that resolves to several addresses (a headless Service in front of several HAProxy pods)
+  gets every command on each of them; reads come from the first.
 
 Failed predictions are retried once on another server (`retry-on` 5xx and connection
 failures with `option redispatch`): /predict and /predict_batch are idempotent, so a request
@@ -65,6 +67,9 @@ def render_config(bind: str, slots: Mapping[str, str | None], runtime_socket: st
         "    retries 2",
         "    option redispatch 1",
         "    retry-on conn-failure empty-response response-timeout 500 502 503 504",
+        # a server named by host name (a Service in a cluster) is resolved at start; one
+        # that does not resolve yet starts down instead of stopping HAProxy
+        "    default-server init-addr last,libc,none",
         "",
         "frontend fe_skserve",
         f"    bind {bind}",
@@ -121,16 +126,31 @@ class Router:
         self.slots = tuple(slots)
         self.wait_up_s = wait_up_s
 
+    def addresses(self) -> list[str]:
+        """Every runtime API the configured address stands for (a name is resolved now, so
+        a restarted HAProxy pod is found at its new address)."""
+        if self.socket.startswith(("/", "unix:")):
+            return [self.socket]
+        host, _, port = self.socket.removeprefix("ipv4@").rpartition(":")
+        try:
+            found = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_STREAM)
+        except (OSError, ValueError) as exc:
+            raise Unavailable(f"HAProxy runtime API {self.socket}: {exc}") from exc
+        return sorted({f"{info[4][0]}:{port}" for info in found})
+
     def _run(self, *commands: str) -> list[str]:
-        """Run commands one by one; an answer that is not empty or plain OK is an error."""
-        answers = []
-        for command in commands:
-            answer = runtime(self.socket, command).strip()
-            if answer and not answer.startswith(("Done", "OK")) and \
-                    any(w in answer.lower() for w in ("unknown", "no such", "not found",
-                                                      "require", "invalid", "failed")):
-                raise Unavailable(f"HAProxy refused {command!r}: {answer}")
-            answers.append(answer)
+        """Run commands one by one on every HAProxy; an answer that is not empty or plain OK
+        is an error. Returns the first HAProxy's answers."""
+        answers: list[str] = []
+        for i, address in enumerate(self.addresses()):
+            for command in commands:
+                answer = runtime(address, command).strip()
+                if answer and not answer.startswith(("Done", "OK")) and \
+                        any(w in answer.lower() for w in ("unknown", "no such", "not found",
+                                                          "require", "invalid", "failed")):
+                    raise Unavailable(f"HAProxy at {address} refused {command!r}: {answer}")
+                if i == 0:
+                    answers.append(answer)
         return answers
 
     def _server(self, backend: str, slot: str) -> str:
@@ -173,7 +193,7 @@ class Router:
 
     def status(self) -> dict[str, str]:
         """Slot → HAProxy's status of its server in the weighted backend (UP, DOWN, MAINT…)."""
-        text = runtime(self.socket, "show stat").lstrip("# ")
+        text = runtime(self.addresses()[0], "show stat").lstrip("# ")
         rows = csv.DictReader(io.StringIO(text))
         return {r["svname"]: r["status"] for r in rows
                 if r["pxname"] == WEIGHTED_BACKEND and r["svname"] in self.slots}

@@ -1,8 +1,16 @@
+{{/*
+The `gatewayAPI` router (routers/gateway_api.py): one HTTPRoute. Header rules first (a
+request whose x-model-version header names a serving slot's model goes to that slot), then
+the weighted rule the controller rewrites (backendRefs weights, RequestMirror to a shadow
+slot). Weights, mirror and header values come from the routing (templates/_live.tpl).
+*/}}
+{{- define "skserve.router.gatewayAPI.objects" -}}
 {{- $r := .Values.rollout }}
-{{- if eq $r.router "gatewayAPI" }}
-{{- $active := include "skserve.slotConfig" (dict "root" $ "slot" $r.activeSlot) | fromYaml }}
+{{- $routing := include "skserve.routing" . | fromYaml }}
+{{- $slots := list (toString $routing.activeSlot) }}
+{{- if $routing.previewSlot }}{{ $slots = append $slots (toString $routing.previewSlot) }}{{ end }}
 # Gateway API router: header rules force a slot, the weighted rule splits the rest.
-# The rollout controller patches backendRefs[*].weight of the last rule.
+# The rollout controller rewrites backendRefs[*].weight of the last rule.
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -13,7 +21,7 @@ metadata:
     app.kubernetes.io/component: router
   annotations:
     skserve.io/strategy: {{ $r.strategy }}
-    skserve.io/active-slot: {{ $r.activeSlot }}
+    skserve.io/active-slot: {{ $routing.activeSlot }}
     {{- with $r.gatewayAPI.annotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -36,7 +44,7 @@ spec:
   {{- end }}
   rules:
     {{- if $r.headerMatch.enabled }}
-    {{- range $slot := include "skserve.enabledSlots" . | fromYamlArray }}
+    {{- range $slot := $slots }}
     {{- $cfg := include "skserve.slotConfig" (dict "root" $ "slot" $slot) | fromYaml }}
     - matches:
         - path:
@@ -58,27 +66,43 @@ spec:
         - path:
             type: PathPrefix
             value: /
-      {{- if $r.mirror.enabled }}
+      {{- with $routing.mirror }}
       filters:
         - type: RequestMirror
           requestMirror:
             backendRef:
               group: ""
               kind: Service
-              name: {{ include "skserve.slotFullname" (dict "root" $ "slot" $r.mirror.slot) }}
-              port: {{ .Values.service.port }}
-            {{- if lt (int $r.mirror.percent) 100 }}
-            percent: {{ $r.mirror.percent }}
+              name: {{ include "skserve.slotFullname" (dict "root" $ "slot" .slot) }}
+              port: {{ $.Values.service.port }}
+            {{- if lt (int .percent) 100 }}
+            percent: {{ .percent }}
             {{- end }}
       {{- end }}
       backendRefs:
-        {{- $slots := list $r.activeSlot }}
-        {{- if $r.previewSlot }}{{ $slots = append $slots $r.previewSlot }}{{ end }}
         {{- range $slot := $slots }}
         - group: ""
           kind: Service
           name: {{ include "skserve.slotFullname" (dict "root" $ "slot" $slot) }}
           port: {{ $.Values.service.port }}
-          weight: {{ include "skserve.slotWeight" (dict "root" $ "slot" $slot) }}
+          weight: {{ get $routing.weights $slot | default 0 | int }}
         {{- end }}
+{{- end }}
+
+{{- define "skserve.router.gatewayAPI.stableSelector" -}}
+{{- include "skserve.selectorLabels" . }}
+app.kubernetes.io/component: server
+skserve.io/slot: {{ (include "skserve.routing" . | fromYaml).activeSlot }}
+{{- end }}
+
+{{- define "skserve.router.gatewayAPI.config" -}}
+{{- toJson (dict "header" .Values.rollout.headerMatch.name "mirrorPercent" 0) }}
+{{- end }}
+
+{{- define "skserve.router.gatewayAPI.rules" -}}
+# HTTPRoute weights, header rules and mirror: read, then replaced with its resourceVersion.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  resourceNames: [{{ include "skserve.fullname" . | quote }}]
+  verbs: ["get", "update"]
 {{- end }}
