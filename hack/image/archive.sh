@@ -2,7 +2,7 @@
 # Write the serving image for MODEL as an archive that `kind load image-archive` and
 # `ctr -n k8s.io images import` accept.
 #
-#   hack/image/archive.sh [MODEL] [--docker]
+#   hack/image/archive.sh [MODEL | --tag TAG] [--docker]   (--tag: an image built with build.sh --tag)
 #   hack/image/archive.sh --loadtest [--docker]   (the load-test image, build.sh --loadtest)
 #
 # Always writes build/skserve-<tag>.oci.tar (podman save --format oci-archive, layers
@@ -19,13 +19,16 @@ source "$here/lib.sh"
 model=demand:latest
 docker=${ARCHIVE_DOCKER:-0}
 loadtest=0
-for arg in "$@"; do
-  case $arg in
+tag=""
+while (($#)); do
+  case $1 in
     --docker) docker=1 ;;
     --loadtest) loadtest=1 ;;
-    -*) echo "usage: $0 [MODEL | --loadtest] [--docker]" >&2; exit 2 ;;
-    *) model=$arg ;;
+    --tag) tag=${2:?--tag needs a value}; shift ;;
+    -*) echo "usage: $0 [MODEL | --tag TAG | --loadtest] [--docker]" >&2; exit 2 ;;
+    *) model=$1 ;;
   esac
+  shift
 done
 PYTHON=${PYTHON:-$repo/.venv/bin/python}
 
@@ -36,7 +39,9 @@ print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$repo/pypro
   name=skserve-loadtest-$version
   build_args=--loadtest
 else
-  if [[ $model == *:* && $model != *:latest ]]; then
+  if [[ -n $tag ]]; then
+    model_tag=$tag  # the image built with build.sh --tag TAG
+  elif [[ $model == *:* && $model != *:latest ]]; then
     model_tag=$model
   else
     model_line=$(resolve_model "$model") || exit 1

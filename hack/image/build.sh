@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Build the skserve serving image offline with podman, one model version baked in.
+# Build the skserve serving image offline with podman, one model version baked in (or several).
 #
-#   hack/image/build.sh [--context-only] [MODEL]
+#   hack/image/build.sh [--context-only] [--tag TAG] [--extras LIST] [MODEL...]
 #   hack/image/build.sh --loadtest
 #
 # MODEL is name:version, or name / name:latest resolved against the local model store
 # (BENTOML_HOME, SKSERVE_MODEL_STORE); default demand:latest. The image is
-# localhost/skserve:<name>-<version> (rule in lib.sh). --context-only writes the build context
+# localhost/skserve:<name>-<version> of the first MODEL (rule in lib.sh), or
+# localhost/skserve:TAG. With several MODELs every one is in the image's store and the first
+# is served by default; SKSERVE_MODEL (the chart's slots.<name>.model) picks another, so one
+# image serves every version of a rollout test. --extras (default serve) names the skserve
+# extras installed: serve,kube also runs the in-cluster rollout controller (`skserve rollout
+# controller` needs the Kubernetes client). --context-only writes the build context
 # build/image-context/<tag> for hack/image/Dockerfile and stops (no podman, no wheel download).
 # --loadtest builds the load-test image instead, the same way but with `skserve[loadtest]`
 # and no model: localhost/skserve-loadtest:<skserve version>, what the chart's load-test pods
@@ -28,62 +33,32 @@ repo=$(cd "$here/../.." && pwd)
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 
-model=${MODEL:-demand:latest}
+models=()
 context_only=0
 loadtest=0
-for arg in "$@"; do
-  case $arg in
+tag=""
+extras=serve      # the image carries what `skserve serve` and `skserve batch run` need
+while (($#)); do
+  case $1 in
     --context-only) context_only=1 ;;
     --loadtest) loadtest=1 ;;
-    -*) echo "usage: $0 [--context-only] [MODEL] | $0 --loadtest" >&2; exit 2 ;;
-    *) model=$arg ;;
+    --tag) tag=${2:?--tag needs a value}; shift ;;
+    --extras) extras=${2:?--extras needs a value}; shift ;;
+    -*) echo "usage: $0 [--context-only] [--tag TAG] [--extras LIST] [MODEL...] |" \
+          "$0 --loadtest" >&2; exit 2 ;;
+    *) models+=("$1") ;;
   esac
+  shift
 done
+((${#models[@]})) || models=("${MODEL:-demand:latest}")
 PYTHON=${PYTHON:-$repo/.venv/bin/python}
 base_image=${BASE_IMAGE:-localhost/skserve-base:bookworm}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 wheels=$repo/.cache/wheels/cp311-manylinux-x86_64
-extras=serve      # the image carries what `skserve serve` and `skserve batch run` need
 ((loadtest)) && extras=loadtest
 UV_FALLBACK=0.13.9  # uv for the build when the venv has none
 unset PIP_FIND_LINKS  # only our own wheel cache, whatever this machine's pip defaults say
 t0=$SECONDS
-log() { printf '[image] %s\n' "$*" >&2; }
-
-install_host_packages() {
-  local need=() pair
-  for pair in podman:podman buildah:buildah runc:runc crun:crun slirp4netns:slirp4netns \
-              fuse-overlayfs:fuse-overlayfs newuidmap:uidmap debootstrap:debootstrap \
-              strip:binutils; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
-  done
-  ((${#need[@]})) || return 0
-  log "installing ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
-}
-
-# debootstrap minbase + python3, trimmed of what only apt and humans read, imported as an image.
-build_base_image() {
-  log "building $base_image with debootstrap (about 2 minutes)"
-  local rootfs
-  rootfs=$(mktemp -d /var/tmp/skserve-rootfs.XXXXXX)
-  # shellcheck disable=SC2064
-  trap "rm -rf '$rootfs'" EXIT
-  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-    bookworm "$rootfs" "$mirror" >&2
-  rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/* \
-         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
-         "$rootfs"/usr/share/locale/* "$rootfs"/var/cache/debconf/*-old
-  tar --numeric-owner -C "$rootfs" -c . |
-    podman import --change 'CMD ["/bin/bash"]' \
-      --change 'LABEL org.opencontainers.image.title=skserve-base' \
-      - "$base_image" >&2
-  rm -rf "$rootfs"
-  trap - EXIT
-  log "base image ready ($((SECONDS - t0)) s)"
-}
-
 # Every wheel `skserve[$EXTRAS]` needs for CPython 3.11 on glibc x86_64, pinned by
 # constraints.txt; offline when the cache already has them all. Then the exact set, its
 # shared libraries stripped (strip_wheels.py), and uv, the installer used inside the build.
@@ -98,12 +73,16 @@ fetch_wheels() {
       --constraint "$context/constraints.txt" --dest "$wheels" "$@" >&2
   }
   mkdir -p "$wheels"
+  # pip download saves the project's own wheel beside its dependencies; a stale copy of the
+  # same version would answer this check with its old dependency list
+  rm -f "$wheels"/skserve-*.whl
   if download --no-index --find-links "$wheels" "$target" "$uv_pin" 2>/dev/null; then
     log "wheels: all in the cache ($wheels)"
   else
     log "wheels: fetching from PyPI into $wheels"
     download "$target" "$uv_pin"
   fi
+  rm -f "$wheels"/skserve-*.whl
   # The exact set the image installs, resolved from the cache alone: name==version lines.
   "$PYTHON" -m pip install --quiet --disable-pip-version-check --dry-run --ignore-installed \
     --no-index --find-links "$wheels" --constraint "$context/constraints.txt" \
@@ -157,13 +136,22 @@ print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$repo/pypro
   context=$repo/build/image-context/loadtest-$skserve_version
   description="skserve $skserve_version load test (skserve loadtest, Locust)"
   log "load-test image $image"
+  model_tags=()
 else
-  model_line=$(resolve_model "$model") || exit 1
-  read -r model_tag model_dir <<<"$model_line"
-  image=$(image_ref "$model_tag")
-  context=$repo/build/image-context/$(image_tag "$model_tag")
-  description="skserve: BentoML service for the scikit-learn model $model_tag"
-  log "model $model_tag → image $image"
+  model_tags=()
+  model_dirs=()
+  for model in "${models[@]}"; do
+    model_line=$(resolve_model "$model") || exit 1
+    read -r one_tag one_dir <<<"$model_line"
+    model_tags+=("$one_tag")
+    model_dirs+=("$one_dir")
+  done
+  model_tag=${model_tags[0]}
+  tag=${tag:-$(image_tag "$model_tag")}
+  image=$IMAGE_REPO:$tag
+  context=$repo/build/image-context/$tag
+  description="skserve: BentoML service for the scikit-learn model(s) ${model_tags[*]}"
+  log "model(s) ${model_tags[*]} → image $image (skserve[$extras])"
 fi
 
 if ((!context_only)) && { [[ ${REBUILD_BASE:-0} == 1 ]] || ! podman image exists "$base_image"; }
@@ -192,15 +180,15 @@ wheel=$(ls "$context/dist"/skserve-*.whl)
 # uv installs inside the build: the venv's version (the dev extra has it), else a known one.
 uv_pin=$(grep -iE '^uv==' "$context/constraints.txt" || echo "uv==$UV_FALLBACK")
 
-# The model, laid out as a one-model BentoML store, readable by everyone, writable by none
-# (the load-test image's store is empty).
-if [[ -n $model_tag ]]; then
-  name=${model_tag%%:*}
-  version=${model_tag#*:}
+# The models, laid out as a BentoML store, readable by everyone, writable by none; `latest`
+# of each name is the first of that name given (the load-test image's store is empty).
+for i in "${!model_tags[@]}"; do
+  name=${model_tags[$i]%%:*}
+  version=${model_tags[$i]#*:}
   mkdir -p "$context/models/$name"
-  cp -a "$model_dir" "$context/models/$name/$version"
-  printf '%s' "$version" >"$context/models/$name/latest"
-fi
+  cp -a "${model_dirs[$i]}" "$context/models/$name/$version"
+  [[ -f $context/models/$name/latest ]] || printf '%s' "$version" >"$context/models/$name/latest"
+done
 chmod -R a+rX,go-w "$context/models"
 
 if ((context_only)); then
@@ -219,6 +207,7 @@ podman build --network=none --layers --pull=never \
   --build-arg "BASE_IMAGE=$base_image" \
   --build-arg "MODEL_TAG=$model_tag" \
   --build-arg "DESCRIPTION=$description" \
+  --build-arg "MODELS=$(IFS=,; echo "${model_tags[*]}")" \
   --build-arg "SKSERVE_VERSION=$(basename "$wheel" | cut -d- -f2)" \
   --build-arg "WHEEL_SHA256=$(wheel_content_sha256 "$wheel")" \
   --build-arg "REVISION=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" \

@@ -4,6 +4,8 @@
 
 IMAGE_REPO=${IMAGE_REPO:-localhost/skserve}
 
+log() { printf '[image] %s\n' "$*" >&2; }
+
 # The image tag for a model tag: `name:version` → `name-version`, any character a tag may not
 # hold ([A-Za-z0-9_.-] only) replaced by `-`, at most 128 characters.
 # e.g. demand:v3 → demand-v3; demand:20260123_abc → demand-20260123_abc.
@@ -59,4 +61,40 @@ except LookupError as exc:
     sys.exit(f"[image] {exc}\n  train it first (skserve train --version V) or pick another MODEL")
 print(info.tag, bentoml.models.get(info.tag).path)
 PY
+}
+
+# Host packages the offline builds need (podman and friends, debootstrap).
+install_host_packages() {
+  local need=() pair
+  for pair in podman:podman buildah:buildah runc:runc crun:crun slirp4netns:slirp4netns \
+              fuse-overlayfs:fuse-overlayfs newuidmap:uidmap debootstrap:debootstrap \
+              strip:binutils; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+  done
+  ((${#need[@]})) || return 0
+  log "installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+}
+
+# debootstrap minbase + python3, trimmed of what only apt and humans read, imported as an image
+# ($base_image; $mirror; $t0 for the timing). The serving and HAProxy images share it.
+build_base_image() {
+  log "building $base_image with debootstrap (about 2 minutes)"
+  local rootfs
+  rootfs=$(mktemp -d /var/tmp/skserve-rootfs.XXXXXX)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$rootfs'" EXIT
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+    bookworm "$rootfs" "$mirror" >&2
+  rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/* \
+         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+         "$rootfs"/usr/share/locale/* "$rootfs"/var/cache/debconf/*-old
+  tar --numeric-owner -C "$rootfs" -c . |
+    podman import --change 'CMD ["/bin/bash"]' \
+      --change 'LABEL org.opencontainers.image.title=skserve-base' \
+      - "$base_image" >&2
+  rm -rf "$rootfs"
+  trap - EXIT
+  log "base image ready ($((SECONDS - t0)) s)"
 }

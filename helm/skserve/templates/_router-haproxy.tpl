@@ -81,8 +81,10 @@ spec:
             - name: admin
               containerPort: {{ $h.adminPort }}
               protocol: TCP
+          # ready once a slot passes its health checks (HAProxy's monitor-uri)
           readinessProbe:
-            tcpSocket:
+            httpGet:
+              path: /healthz
               port: http
             periodSeconds: 2
             timeoutSeconds: 2
@@ -215,10 +217,12 @@ defaults
     retries 2
     option redispatch 1
     retry-on conn-failure empty-response response-timeout 500 502 503 504
-    default-server init-addr last,libc,none
+    default-server init-addr last,libc
 
 frontend fe_skserve
     bind :{{ $h.port }}
+    monitor-uri /healthz
+    monitor fail if { nbsrv(be_slots) lt 1 }
     http-request set-var(txn.slot) req.hdr({{ .Values.rollout.headerMatch.name }}),map(/usr/local/etc/haproxy/versions.map)
     use_backend %[var(txn.slot)] if { var(txn.slot) -m found }
     default_backend be_slots

@@ -15,7 +15,9 @@ Kinds, what each measures and when it fails (the threshold's unit in brackets):
   `vs_stable` × the stable slot's p95 (judge the model, not a busy machine).
 - prediction_shift: how far the canary's median prediction moved from the stable's
   (from `skserve_prediction_value`, the quartiles shown beside it); fails above the
-  threshold [target units; the CLI's default is twice the stable model's hold-out RMSE].
+  threshold [target units; the CLI's default is twice the stable model's hold-out RMSE]
+  plus twice the sampling error of the two medians (a canary with 100 predictions of the
+  very same model lands a few tenths away: seen on the cluster).
 - prediction_psi: population stability index of the canary's predictions against the
   stable's; fails above the threshold [dimensionless; 0.25 is the classic "significant"].
 - out_of_range: the canary's out-of-range input values per row minus the stable's; fails
@@ -255,12 +257,26 @@ def _shift(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
     qs = [quantile(stable, q) for q in QUANTILES]
     median = QUANTILES.index(0.5)
     value = qc[median] - qs[median]
-    ok = abs(value) <= t.threshold
+    # two samples of one model's predictions have different medians too: the limit sits
+    # twice the standard error of their difference higher (a median's standard error is
+    # about 0.93 x IQR / sqrt(n) for a roughly normal spread)
+    floor = 2 * math.hypot(_median_se(qc, n_canary), _median_se(qs, n_stable))
+    limit = t.threshold + floor
+    ok = abs(value) <= limit
     return (PASS if ok else FAIL, value, samples,
             f"{t.name}: median {qs[median]:.3g} → {qc[median]:.3g} ({value:+.3g}; limit "
-            f"±{t.threshold:.3g} target units; quartiles {qs[0]:.3g}/{qs[2]:.3g} → "
-            f"{qc[0]:.3g}/{qc[2]:.3g})",
-            {"canary_quantiles": qc, "stable_quantiles": qs, "quantiles": list(QUANTILES)})
+            f"±{t.threshold:.3g} + sampling {floor:.2g} target units; quartiles "
+            f"{qs[0]:.3g}/{qs[2]:.3g} → {qc[0]:.3g}/{qc[2]:.3g})",
+            {"canary_quantiles": qc, "stable_quantiles": qs, "quantiles": list(QUANTILES),
+             "sampling_floor": floor})
+
+
+def _median_se(quartiles: Sequence[float], n: float) -> float:
+    """Standard error of a median of `n` draws from a distribution with these quartiles."""
+    iqr = quartiles[-1] - quartiles[0]
+    if n <= 0 or math.isnan(iqr):
+        return 0.0
+    return 0.9289 * max(iqr, 0.0) / math.sqrt(n)
 
 
 def _out_of_range(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:

@@ -318,6 +318,9 @@ class Local:
     def serving(self) -> dict[str, str]:
         return {s: e["model"] for s, e in self.stack["slots"].items()}
 
+    def weights(self) -> dict[str, int]:
+        return self.router().get_weights()
+
     def resolve(self, model: str) -> str:
         from .. import store
 
@@ -424,7 +427,7 @@ def _templates(args: argparse.Namespace, target: Any, stable_slot: str) -> list[
 
 
 def _new_spec(args: argparse.Namespace, target: Any) -> state.RolloutSpec:
-    weights = target.router().get_weights()
+    weights = target.weights()
     serving = target.serving()
     stable_slot = max((s for s in weights if s in serving), key=lambda s: weights[s],
                       default=None)
@@ -541,7 +544,13 @@ def _run(target: Any, json_out: bool = False, lease_ttl_s: float = 15.0) -> int:
     if holder is not None:
         say(f"controller {holder} runs this rollout; following it")
         return _follow(target, json_out)
-    final = _controller(target, lease_ttl_s).run()
+    try:
+        final = _controller(target, lease_ttl_s).run()
+    except Unavailable as exc:
+        if target.args.local or "holds the lease" not in str(exc):
+            raise
+        say(f"{exc}: following it")  # e.g. the in-cluster controller took over
+        return _follow(target, json_out)
     return _finish(target, final, json_out)
 
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..errors import InvalidInput, Unavailable
+from ..errors import InvalidInput, RolloutFailed, Unavailable
 from . import naming, scaling
 from .kube import ACTIVE_ANNOTATION, ROUTING_ANNOTATION, STRATEGIC, Kube, Release, api_errors
 from .routers import HEADER, Router, SlotTarget, check_weights
@@ -143,7 +143,8 @@ class Scaler:
 
     def wait_ready(self, slot: str, replicas: int | None = None) -> Any:
         """Until every pod of the current template is ready (at least `replicas`); raises
-        Unavailable at once when a pod cannot start (crash loop, image missing)."""
+        RolloutFailed at once when a pod cannot start (crash loop, image missing: the
+        controller rolls back), Unavailable when they are just slow."""
         deadline = time.monotonic() + self.ready_timeout_s
         while True:
             dep = self.deployment(slot)
@@ -172,8 +173,8 @@ class Scaler:
             for cs in (pod.status.container_statuses or []) if pod.status else []:
                 waiting = cs.state.waiting if cs.state else None
                 if waiting is not None and waiting.reason in FAILING:
-                    raise Unavailable(f"slot {slot}: pod {pod.metadata.name} cannot run: "
-                                      f"{waiting.reason}: {waiting.message or ''}".strip())
+                    raise RolloutFailed(f"slot {slot}: pod {pod.metadata.name} cannot run: "
+                                        f"{waiting.reason}: {waiting.message or ''}".strip())
 
 
 class KubeSlots:

@@ -1,6 +1,7 @@
 """The rollout loop: read the state, ask the machine, act through the edges, write the state.
 
-Each turn takes (or renews) the release's lease, reads the stored document, asks
+Each turn takes (or renews) the release's lease (a thread keeps renewing it while an action
+runs, so a long deploy never lets it lapse), reads the stored document, asks
 `state.next_action` what to do, does it (router, slots, analysis), then writes the new state
 with a compare-and-swap and records an event. A controller killed at any moment (kill -9)
 resumes from the last written state when started again: every action is idempotent, and a
@@ -21,12 +22,13 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import Unavailable
+from ..errors import RolloutFailed, Unavailable
 from . import analysis
 from .routers import Router, SlotTarget
 from .state import (
@@ -58,14 +60,15 @@ class Metrics(Protocol):
 
 
 def smoke(url: str, headers: dict[str, str], rows: Sequence[bytes], n: int,
-          timeout_s: float = 10.0, **client_options: Any) -> tuple[int, int, str]:
+          timeout_s: float = 10.0,
+          client_options: dict[str, Any] | None = None) -> tuple[int, int, str]:
     """POST `n` rows (JSON bodies, cycled) to `url`/predict; returns (sent, failed, first
     error). A 4xx counts as failed too: smoke rows are valid by construction.
     `client_options`: more httpx.Client arguments (TLS, auth headers)."""
     import httpx
 
     failed, first = 0, ""
-    with httpx.Client(timeout=timeout_s, **client_options) as client:
+    with httpx.Client(timeout=timeout_s, **(client_options or {})) as client:
         for i in range(n):
             try:
                 r = client.post(f"{url}/predict", content=rows[i % len(rows)],
@@ -101,6 +104,7 @@ class Controller:
     scrape_timeout_s: float = 60.0
     warmup: int = 20
     min_window_s: float = 30.0  # three scrapes at Prometheus' usual 10 s
+    _smoke_offset: int = 0
 
     def run(self, max_turns: int = 100_000) -> RolloutState:
         """Turn until the rollout is over; returns the final state. Raises Unavailable when
@@ -109,12 +113,19 @@ class Controller:
         verdict: dict[str, Any] | None = None
         failures = 0
         last_message = None
+        stop, lost = threading.Event(), threading.Event()
+        keeper: threading.Thread | None = None
         try:
             for _ in range(max_turns):
-                if not self.store.acquire(self.release, self.holder, self.lease_ttl_s):
+                if lost.is_set() or not self.store.acquire(self.release, self.holder,
+                                                           self.lease_ttl_s):
                     holder = self.store.lease_holder(self.release)
                     raise Unavailable(f"another controller ({holder}) holds the lease on "
                                       f"release {self.release!r}")
+                if keeper is None:
+                    keeper = threading.Thread(target=self._keep_lease, args=(stop, lost),
+                                              daemon=True)
+                    keeper.start()
                 record = self.store.read(self.release)
                 if record is None:
                     raise Unavailable(f"release {self.release!r} has no rollout")
@@ -132,15 +143,24 @@ class Controller:
                     self._event(t.state, "Warning", "EdgeFailed", f"{t.action.kind}: {exc}")
                     if failures > self.retries:
                         raise
-                    self.sleep(min(2.0 * failures, 10.0))
+                    # back off, but renew the lease well before it expires
+                    self.sleep(min(2.0 * failures, 10.0, self.lease_ttl_s / 3))
                     continue
                 failures = 0
+                if isinstance(t.action, SetWeights):
+                    # a step's pause and the old slot's keep time count from when the weights
+                    # took effect: a replica split may take a minute to scale up
+                    done_at = self.clock()
+                    if t.state.step_started_at == now:
+                        t.state.step_started_at = done_at
+                    if t.state.promoted_at == now:
+                        t.state.promoted_at = done_at
                 new = {**doc, "state": t.state.to_dict(), "command": None}
                 try:
                     self.store.write(self.release, new, record.version)
                 except Conflict:
                     continue  # someone wrote in between (an operator command): decide again
-                if isinstance(t.action, Analyse):
+                if isinstance(t.action, Analyse) or (isinstance(t.action, Deploy) and result):
                     verdict = result
                     self._verdict_event(t.state, result)
                     continue
@@ -155,17 +175,38 @@ class Controller:
             raise Unavailable(f"rollout of {self.release!r} still running after {max_turns} "
                               "turns")
         finally:
+            stop.set()
+            if keeper is not None:
+                keeper.join(self.lease_ttl_s)
             self.store.release_lease(self.release, self.holder)
+
+    def _keep_lease(self, stop: threading.Event, lost: threading.Event) -> None:
+        """Renew the lease every third of its time while an action runs (a deploy or a
+        scale-up can take minutes): another controller must never find it expired while
+        this one still acts. A renewal that fails marks it lost; the loop stops at its next
+        turn. A killed process renews nothing: its lease runs out."""
+        while not stop.wait(self.lease_ttl_s / 3):
+            try:
+                if not self.store.acquire(self.release, self.holder, self.lease_ttl_s):
+                    lost.set()
+                    return
+            except Exception:  # the store is briefly unreachable: the next renewal retries
+                continue
 
     def _do(self, spec: RolloutSpec, state: RolloutState, t: Transition) -> Any:
         action = t.action
         if isinstance(action, Deploy):
-            self.slots.deploy(action.slot, action.version)
+            try:
+                self.slots.deploy(action.slot, action.version)
+            except RolloutFailed as exc:  # it cannot run (crash loop, no image): roll back
+                check = analysis.CheckResult("deploy", "deploy", "fail", "fail", None, None,
+                                             0.0, f"deploy: {exc}")
+                return analysis.judge([check], [], {}, {})
             self.router.reconcile(self.slots.targets())
             self._wait_scraped(action.slot, action.version)
             if self.smoke_rows and self.warmup:  # first calls are slow: not the model's fault
-                smoke(*self.slots.smoke_target(action.slot), self.smoke_rows, self.warmup,
-                      **self._http_options())
+                smoke(*self.slots.smoke_target(action.slot), self._next_rows(self.warmup),
+                      self.warmup, client_options=self._http_options())
         elif isinstance(action, SetWeights):
             self.router.set_weights(action.weights)
         elif isinstance(action, ScaleDown):
@@ -177,6 +218,15 @@ class Controller:
         elif isinstance(action, Analyse):
             return self.analyse(spec, state, action)
         return None
+
+    def _next_rows(self, n: int) -> list[bytes]:
+        """The smoke rows from where the last smoke run stopped: the preview's predictions
+        sample the whole pool, not its first rows again (the distribution checks compare
+        them with the live version's real traffic)."""
+        rows = list(self.smoke_rows)
+        start = self._smoke_offset % len(rows)
+        self._smoke_offset += n
+        return rows[start:] + rows[:start]
 
     def _http_options(self) -> dict[str, Any]:
         return dict(getattr(self.slots, "http_options", None) or {})
@@ -201,7 +251,8 @@ class Controller:
             url, headers = self.slots.smoke_target(spec.canary_slot)
             if self.smoke_rows:
                 measured.append(analysis.smoke_check(*smoke(
-                    url, headers, self.smoke_rows, action.smoke, **self._http_options())))
+                    url, headers, self._next_rows(action.smoke), action.smoke,
+                    client_options=self._http_options())))
         now = self.clock()
         history = [a for a in state.analyses if a.get("step") == action.step]
         to_measure, reused = analysis.due(templates, history, now)

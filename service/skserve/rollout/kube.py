@@ -13,10 +13,13 @@ ConfigMap and Lease, and the router's objects, named by the chart's rules (namin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -261,3 +264,70 @@ def selected_slot(kube: Kube, service: str) -> str | None:
     with api_errors(f"reading Service {service}"):
         svc = kube.core.read_namespaced_service(service, kube.namespace)
     return (svc.spec.selector or {}).get(SLOT)
+
+
+class PodForwards:
+    """Local ports forwarded to one port of every ready pod a label selector matches,
+    through the API server (what `kubectl port-forward` does): `addresses` has one
+    127.0.0.1:<port> per pod, each accepted connection gets its own forward. For a laptop
+    reaching pods it cannot route to (the HAProxy runtime API); the pods are the ones found
+    now: run the command again after they are replaced."""
+
+    def __init__(self, kube: Kube, selector: str, port: int):
+        self.kube = kube
+        self.port = port
+        with api_errors(f"listing the pods {selector}"):
+            pods = kube.core.list_namespaced_pod(kube.namespace, label_selector=selector).items
+        ready = [p.metadata.name for p in pods if any(
+            c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))]
+        if not ready:
+            raise Unavailable(f"no ready pod matches {selector} in {kube.namespace}")
+        self.listeners: list[socket.socket] = []
+        self.addresses: list[str] = []
+        for name in ready:
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(8)
+            self.listeners.append(listener)
+            self.addresses.append(f"127.0.0.1:{listener.getsockname()[1]}")
+            threading.Thread(target=self._accept, args=(listener, name), daemon=True).start()
+
+    def _accept(self, listener: socket.socket, pod: str) -> None:
+        while True:
+            try:
+                local, _ = listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._forward, args=(local, pod), daemon=True).start()
+
+    def _forward(self, local: socket.socket, pod: str) -> None:  # rbac: laptop only
+        from kubernetes.stream import portforward
+
+        try:
+            forward = portforward(self.kube.core.connect_get_namespaced_pod_portforward, pod,
+                                  self.kube.namespace, ports=str(self.port))
+            remote = forward.socket(self.port)
+            remote.setblocking(True)
+        except Exception:  # the pod went away: the client sees the connection close
+            local.close()
+            return
+
+        def pump(src: Any, dst: Any) -> None:
+            with contextlib.suppress(OSError):
+                while chunk := src.recv(65536):
+                    dst.sendall(chunk)
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+        back = threading.Thread(target=pump, args=(remote, local), daemon=True)
+        back.start()
+        pump(local, remote)
+        back.join(30)
+        for end in (local, remote):
+            with contextlib.suppress(OSError):
+                end.close()
+
+    def close(self) -> None:
+        for listener in self.listeners:
+            with contextlib.suppress(OSError):
+                listener.close()

@@ -32,7 +32,7 @@ import httpx
 from ..errors import InvalidInput, Unavailable
 from . import naming, routers
 from .cluster import ClusterRouter, KubeSlots, Scaler
-from .kube import Kube, Release, api_errors, find_release
+from .kube import COMPONENT, INSTANCE, Kube, PodForwards, Release, api_errors, find_release
 from .kube_store import KubeStore
 
 ROUTER_CONFIG = "skserve.io/router-config"
@@ -79,6 +79,7 @@ class Cluster:
         self.objects: Release = find_release(self.kube, self.release)
         self.store = KubeStore(self.kube, self.objects)
         self.scaler = Scaler(self.kube, self.objects)
+        self.forwards: PodForwards | None = None
 
     def where(self) -> str:
         return f"release {self.release} in namespace {self.kube.namespace}"
@@ -115,6 +116,18 @@ class Cluster:
                 "/usr/local/etc/haproxy/versions.map"
         return {"name": name, "config": config}
 
+    def _haproxy_addresses(self, config: dict[str, Any]) -> str | list[str]:
+        """--haproxy-runtime; in the cluster the recorded (headless Service) address; from a
+        laptop, local forwards to every HAProxy pod through the API server."""
+        flag = getattr(self.args, "haproxy_runtime", None)
+        if flag or self.kube.in_cluster:
+            return flag or config["runtime"]
+        if self.forwards is None:
+            port = int(str(config["runtime"]).rpartition(":")[2])
+            selector = f"{INSTANCE}={self.release},{COMPONENT}=haproxy"
+            self.forwards = PodForwards(self.kube, selector, port)
+        return self.forwards.addresses
+
     def _haproxy_runtime(self, chart: dict[str, Any]) -> str:
         flag = getattr(self.args, "haproxy_runtime", None)
         if flag:
@@ -130,14 +143,21 @@ class Cluster:
             ratio = int(config.pop("total_replicas", 10))
             inner = routers.load(name, kube=self.kube, release=self.objects)
         elif name == "haproxy":
-            runtime = getattr(self.args, "haproxy_runtime", None) or config["runtime"]
-            inner = routers.load(name, socket=runtime, version_map=config["version_map"],
+            inner = routers.load(name, socket=self._haproxy_addresses(config),
+                                 version_map=config["version_map"],
                                  slots=sorted(self.objects.slots))
         else:
             inner = routers.load(name, kube=self.kube, release=self.objects, **config)
         return ClusterRouter(inner, self.kube, self.objects, self.scaler, ratio)
 
     # --- versions and the live slot ----------------------------------------------------------
+
+    def weights(self) -> dict[str, int]:
+        """Percent per slot as last set (the routing the chart or the controller recorded on
+        the stable Service), without asking the data plane."""
+        recorded = self.router().routing().get("weights") or {}
+        weights = {s: int(recorded.get(s, 0)) for s in self.objects.slots}
+        return weights if sum(weights.values()) == 100 else self.router().get_weights()
 
     def serving(self) -> dict[str, str]:
         """slot → version of the slots that run (ready pods)."""

@@ -46,6 +46,10 @@ def render_config(bind: str, slots: Mapping[str, str | None], runtime_socket: st
 
     `bind`: the frontend address (e.g. 127.0.0.1:8080); `runtime_socket`: a unix socket path
     or ipv4@host:port for the runtime API; `version_map`: the map file path (it must exist).
+    An address may be a host name (a cluster's Service): it must resolve when HAProxy starts
+    (HAProxy exits otherwise, and Kubernetes starts it again) rather than leaving that slot
+    disabled for good. `GET /healthz` answers 503 while no slot is up (the in-cluster
+    HAProxy's readiness).
     """
     weights = weights or {}
     stats = runtime_socket if "@" in runtime_socket else f"{runtime_socket} mode 600"
@@ -67,12 +71,14 @@ def render_config(bind: str, slots: Mapping[str, str | None], runtime_socket: st
         "    retries 2",
         "    option redispatch 1",
         "    retry-on conn-failure empty-response response-timeout 500 502 503 504",
-        # a server named by host name (a Service in a cluster) is resolved at start; one
-        # that does not resolve yet starts down instead of stopping HAProxy
-        "    default-server init-addr last,libc,none",
+        # a host name (a Service in a cluster) resolves at start or HAProxy exits; HAProxy's
+        # own resolvers know no search domains, so they could not keep it resolved
+        "    default-server init-addr last,libc",
         "",
         "frontend fe_skserve",
         f"    bind {bind}",
+        "    monitor-uri /healthz",
+        f"    monitor fail if {{ nbsrv({WEIGHTED_BACKEND}) lt 1 }}",
         f"    http-request set-var(txn.slot) req.hdr({HEADER}),map({version_map})",
         "    use_backend %[var(txn.slot)] if { var(txn.slot) -m found }",
         f"    default_backend {WEIGHTED_BACKEND}",
@@ -119,24 +125,30 @@ def runtime(address: str, command: str, timeout: float = 5.0) -> str:
 class Router:
     """Weights and header routes on a running HAProxy laid out by `render_config`."""
 
-    def __init__(self, socket: str, version_map: str, slots: Sequence[str] = ("blue", "green"),
-                 wait_up_s: float = 30.0):
+    def __init__(self, socket: str | Sequence[str], version_map: str,
+                 slots: Sequence[str] = ("blue", "green"), wait_up_s: float = 30.0):
         self.socket = socket
         self.version_map = version_map
         self.slots = tuple(slots)
         self.wait_up_s = wait_up_s
 
     def addresses(self) -> list[str]:
-        """Every runtime API the configured address stands for (a name is resolved now, so
-        a restarted HAProxy pod is found at its new address)."""
-        if self.socket.startswith(("/", "unix:")):
-            return [self.socket]
-        host, _, port = self.socket.removeprefix("ipv4@").rpartition(":")
-        try:
-            found = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_STREAM)
-        except (OSError, ValueError) as exc:
-            raise Unavailable(f"HAProxy runtime API {self.socket}: {exc}") from exc
-        return sorted({f"{info[4][0]}:{port}" for info in found})
+        """Every runtime API the configured address(es) stand for (a name is resolved now,
+        so a restarted HAProxy pod is found at its new address)."""
+        configured = [self.socket] if isinstance(self.socket, str) else list(self.socket)
+        out: list[str] = []
+        for address in configured:
+            if address.startswith(("/", "unix:")):
+                out.append(address)
+                continue
+            host, _, port = address.removeprefix("ipv4@").rpartition(":")
+            try:
+                found = socket.getaddrinfo(host, int(port), socket.AF_INET,
+                                           socket.SOCK_STREAM)
+            except (OSError, ValueError) as exc:
+                raise Unavailable(f"HAProxy runtime API {address}: {exc}") from exc
+            out += sorted({f"{info[4][0]}:{port}" for info in found})
+        return out
 
     def _run(self, *commands: str) -> list[str]:
         """Run commands one by one on every HAProxy; an answer that is not empty or plain OK
