@@ -72,13 +72,18 @@ image-loadtest: venv ## build the load-test image the chart's load-test pods run
 	bash hack/image/build.sh --loadtest
 	bash hack/image/archive.sh --loadtest
 
+.PHONY: image-haproxy
+image-haproxy: ## build the in-cluster HAProxy image (haproxy router) and its archive
+	bash hack/image/build-haproxy.sh --archive
+
 cluster-up: ## start the local single-node Kubernetes cluster from upstream components
 	bash hack/cluster/up.sh
 
 cluster-down: ## stop the local cluster and remove its state
 	bash hack/cluster/down.sh
 
-e2e: venv tools ## the stack on the local cluster (needs cluster-up)
+e2e: venv tools ## the stack and rollouts on the local cluster (needs cluster-up)
+	bash hack/test-deps.sh prometheus
 	$(BIN)/pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 kind-up: ## (needs Docker) create a kind cluster from k8s/kind/cluster.yaml

@@ -3,35 +3,12 @@ read back Jobs. Decisions are made in `jobs` (pure); this module only moves data
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from ..errors import InvalidInput, Unavailable
+from ..kubeapi import api_errors
 from . import jobs
-
-
-@contextmanager
-def _api(what: str) -> Iterator[None]:
-    """API errors as typed errors the CLI prints on one line: a refused or unknown object
-    (400, 404, 409, 422) is bad input, anything else (403 quota, 5xx, no connection) means
-    the cluster could not do it."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    try:
-        yield
-    except ApiException as exc:
-        try:
-            message = json.loads(exc.body or "{}").get("message") or exc.reason
-        except ValueError:
-            message = exc.reason
-        kind = InvalidInput if exc.status in (400, 404, 409, 422) else Unavailable
-        raise kind(f"{what}: {message} (HTTP {exc.status})") from None
-    except HTTPError as exc:
-        raise Unavailable(f"{what}: the Kubernetes API did not answer: {exc}") from None
 
 
 class Cluster:
@@ -64,7 +41,7 @@ class Cluster:
     def batch_template(self) -> tuple[dict[str, Any], int]:
         """The release's `<fullname>-batch` ConfigMap: the Job template and the max."""
         selector = f"app.kubernetes.io/component=batch,app.kubernetes.io/instance={self.release}"
-        with _api("reading the batch ConfigMap"):
+        with api_errors("reading the batch ConfigMap"):
             found = self.core.list_namespaced_config_map(self.namespace, label_selector=selector)
         for cm in found.items:
             if cm.metadata.name.endswith("-batch") and "job.yaml" in (cm.data or {}):
@@ -73,25 +50,25 @@ class Cluster:
                           f"{self.namespace!r} (is batch.enabled set in the chart?)")
 
     def list_jobs(self) -> list[jobs.JobSummary]:
-        with _api("listing batch Jobs"):
+        with api_errors("listing batch Jobs"):
             found = self.batch.list_namespaced_job(self.namespace, label_selector=self._selector)
         return [jobs.summarize(self._plain(j)) for j in found.items]
 
     def create_job(self, manifest: dict[str, Any]) -> None:
-        with _api(f"creating Job {manifest['metadata']['name']}"):
+        with api_errors(f"creating Job {manifest['metadata']['name']}"):
             self.batch.create_namespaced_job(self.namespace, manifest)
 
     def run_queue(self, max_concurrent: int) -> list[str]:
         """One queue pass: unsuspend what `jobs.to_start` picks; returns those names."""
         names = jobs.to_start(self.list_jobs(), max_concurrent)
         for name in names:
-            with _api(f"starting Job {name}"):
+            with api_errors(f"starting Job {name}"):
                 self.batch.patch_namespaced_job(name, self.namespace,
                                                 {"spec": {"suspend": False}})
         return names
 
     def job_status(self, name: str) -> tuple[jobs.JobSummary, dict[str, Any]]:
-        with _api(f"reading Job {name}"):
+        with api_errors(f"reading Job {name}"):
             job = self._plain(self.batch.read_namespaced_job(name, self.namespace))
         status = job.get("status") or {}
         meta = job.get("metadata") or {}
@@ -109,7 +86,7 @@ class Cluster:
 
     def job_logs(self, name: str, tail: int | None = None) -> list[tuple[str, str]]:
         """(completion index, log text) for each pod of the Job, in index order."""
-        with _api(f"reading the logs of Job {name}"):
+        with api_errors(f"reading the logs of Job {name}"):
             pods = self.core.list_namespaced_pod(
                 self.namespace, label_selector=f"batch.kubernetes.io/job-name={name}").items
             if not pods:

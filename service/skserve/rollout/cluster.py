@@ -27,8 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import InvalidInput, RolloutFailed, Unavailable
+from ..kubeapi import api_errors
 from . import naming, scaling
-from .kube import ACTIVE_ANNOTATION, ROUTING_ANNOTATION, STRATEGIC, Kube, Release, api_errors
+from .kube import ACTIVE_ANNOTATION, ROUTING_ANNOTATION, STRATEGIC, Kube, Release
 from .routers import HEADER, Router, SlotTarget, check_weights
 
 CONTAINER = "server"

@@ -14,18 +14,17 @@ ConfigMap and Lease, and the router's objects, named by the chart's rules (namin
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidInput, Unavailable
+from ..kubeapi import api_errors
 from . import naming
 
 INSTANCE = "app.kubernetes.io/instance"
@@ -58,37 +57,6 @@ def rbac_call(method: str, path: str) -> tuple[str, str, str] | None:
     if verb == "delete" and not m["name"]:
         verb = "deletecollection"
     return group, resource, verb
-
-
-class ApiError(Exception):
-    """An API answer the caller handles itself (a 404 or a 409 compare-and-swap conflict)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-@contextmanager
-def api_errors(what: str, handled: tuple[int, ...] = ()) -> Iterator[None]:
-    """API errors as typed errors the CLI prints on one line: statuses in `handled` raise
-    ApiError for the caller; 400/404/409/422 are bad input (a refused or unknown object),
-    anything else (403, 5xx, no connection) means the cluster could not do it."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    try:
-        yield
-    except ApiException as exc:
-        try:
-            message = json.loads(exc.body or "{}").get("message") or exc.reason
-        except ValueError:
-            message = exc.reason
-        if exc.status in handled:
-            raise ApiError(exc.status, f"{what}: {message}") from None
-        kind = InvalidInput if exc.status in (400, 404, 409, 422) else Unavailable
-        raise kind(f"{what}: {message} (HTTP {exc.status})") from None
-    except HTTPError as exc:
-        raise Unavailable(f"{what}: the Kubernetes API did not answer: {exc}") from None
 
 
 class Kube:

@@ -25,8 +25,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..kubeapi import ApiError, api_errors
 from . import kube as k
-from .kube import MERGE, ApiError, Kube, Release, api_errors
+from .kube import MERGE, Kube, Release
 from .store import Conflict, Record, check_release
 
 DOC_KEY = "rollout.json"

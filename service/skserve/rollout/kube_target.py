@@ -30,9 +30,10 @@ from typing import Any
 import httpx
 
 from ..errors import InvalidInput, Unavailable
+from ..kubeapi import api_errors
 from . import naming, routers
 from .cluster import ClusterRouter, KubeSlots, Scaler
-from .kube import COMPONENT, INSTANCE, Kube, PodForwards, Release, api_errors, find_release
+from .kube import COMPONENT, INSTANCE, Kube, PodForwards, Release, find_release
 from .kube_store import KubeStore
 
 ROUTER_CONFIG = "skserve.io/router-config"

@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import InvalidInput, Unavailable
-from ..kube import ApiError, Kube, Release, api_errors, select_slot
+from ...kubeapi import ApiError, api_errors
+from ..kube import Kube, Release, select_slot
 from . import HEADER, SlotTarget, check_weights
 
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"

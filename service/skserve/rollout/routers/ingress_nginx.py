@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import InvalidInput
-from ..kube import STRATEGIC, Kube, Release, api_errors, select_slot, selected_slot
+from ...kubeapi import api_errors
+from ..kube import STRATEGIC, Kube, Release, select_slot, selected_slot
 from . import HEADER, SlotTarget, check_weights
 
 PREFIX = "nginx.ingress.kubernetes.io/"

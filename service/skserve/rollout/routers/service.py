@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..kube import Kube, Release, api_errors, select_slot, selected_slot
+from ...kubeapi import api_errors
+from ..kube import Kube, Release, select_slot, selected_slot
 from ..scaling import effective_weights
 from . import SlotTarget, check_weights
 
