@@ -154,7 +154,9 @@ class KubeStore:
                 self.kube.coordination.patch_namespaced_lease(
                     self.name, self.kube.namespace, body, _content_type=MERGE)
         except ApiError:
-            return False  # another controller renewed or took it in between
+            # the Lease changed in between: taken by another controller, or renewed by this
+            # one's other thread (the loop and its lease keeper both renew): ours if so
+            return self._live_holder(self._lease(), self.clock()) == holder
         return True
 
     def _create_lease(self, spec: dict[str, Any]) -> bool:  # rbac: laptop only
