@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import pytest
 
@@ -141,6 +142,80 @@ def test_psi_template_catches_a_flat_model_with_the_right_median():
                        {"buckets": cumulative([5.0] * 500, BOUNDS),
                         "stable_buckets": cumulative(demand(2000), BOUNDS)})
     assert shift.measured == "pass"  # why PSI is a check of its own
+
+
+# --- class mix (classifiers) --------------------------------------------------------------
+
+def sample_classes(n, shares, seed=0):
+    """Counts per class of `n` draws with the given class shares."""
+    rng = random.Random(seed)
+    names = list(shares)
+    counts = dict.fromkeys(names, 0.0)
+    for c in rng.choices(names, weights=list(shares.values()), k=n):
+        counts[c] += 1
+    return counts
+
+
+TITANIC = {"died": 0.62, "survived": 0.38}
+
+
+def test_class_mix_passes_the_same_classifier_and_fails_one_that_says_survived_for_all():
+    t = tpl("class_mix", 0.25, min_samples=50)
+    stable = sample_classes(600, TITANIC, seed=1)
+    same = [an.measure(t, {"classes": sample_classes(60, TITANIC, seed=s),
+                           "stable_classes": stable}) for s in range(20)]
+    assert all(r.measured == "pass" for r in same), [r.detail for r in same]
+    biased = an.measure(t, {"classes": sample_classes(200, {"died": 0.05, "survived": 0.95}),
+                            "stable_classes": stable})
+    assert biased.measured == "fail" and biased.value > 1.0
+    assert re.search(r"survived \d\d% → 9\d%", biased.detail), biased.detail  # for people
+    assert biased.numbers["canary_shares"]["survived"] > 0.9
+
+
+def test_class_mix_counts_a_class_only_one_side_predicts():
+    """A canary that invents a class (or loses one) is compared over the union of classes;
+    the empty side is smoothed, not a division by zero."""
+    t = tpl("class_mix", 0.25, min_samples=50)
+    stable = {"a": 300.0, "b": 300.0}
+    extra = an.measure(t, {"classes": {"a": 100.0, "b": 100.0, "c": 200.0},
+                           "stable_classes": stable})
+    assert extra.measured == "fail" and math.isfinite(extra.value)
+    assert extra.numbers["stable_shares"]["c"] == 0.0
+    lost = an.measure(t, {"classes": {"a": 400.0}, "stable_classes": stable})
+    assert lost.measured == "fail"
+
+
+def test_class_mix_sampling_floor_and_too_little_traffic():
+    t = tpl("class_mix", 0.25, min_samples=100)
+    few = an.measure(t, {"classes": {"died": 40.0, "survived": 20.0},
+                         "stable_classes": {"died": 600.0, "survived": 400.0}})
+    assert few.measured == "inconclusive" and "canary 60" in few.detail
+    nothing = an.measure(t, {"classes": {}, "stable_classes": {"died": 600.0}})
+    assert nothing.measured == "inconclusive"
+    three = an.measure(t, {"classes": {"x": 50.0, "y": 50.0, "z": 50.0},
+                           "stable_classes": {"x": 100.0, "y": 100.0, "z": 100.0}})
+    assert three.numbers["sampling_floor"] == pytest.approx(2 * (1 / 150 + 1 / 300))
+
+
+def test_psi_of_counts_is_zero_for_equal_shares_and_symmetric_in_scale():
+    assert an.psi_counts([10, 20, 30], [100, 200, 300]) == pytest.approx(0.0, abs=0.01)
+    assert an.psi_counts([50, 50], [90, 10]) > 0.5
+
+
+def test_classifiers_get_the_class_mix_check_and_regressors_need_a_shift_limit():
+    names = [t.name for t in an.default_templates(None, task="classification")]
+    assert "class-mix" in names and "prediction-shift" not in names
+    assert "prediction-psi" not in names and "success-rate" in names
+    assert "class-mix" not in [t.name for t in an.default_templates(0.5)]
+    with pytest.raises(InvalidInput, match="target's units"):
+        an.default_templates(None)
+
+
+def test_class_mix_queries_count_predicted_classes_per_slot():
+    q = an.queries(tpl("class_mix", 0.25), 'slot="green"', 'slot="blue"', "30s")
+    assert q["classes"] == ('sum by (class) (increase(skserve_predicted_class_total'
+                            '{slot="green"}[30s]))')
+    assert 'slot="blue"' in q["stable_classes"]
 
 
 def test_increase_extrapolation_that_breaks_monotonic_buckets_is_repaired():

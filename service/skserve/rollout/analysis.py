@@ -20,6 +20,10 @@ Kinds, what each measures and when it fails (the threshold's unit in brackets):
   very same model lands a few tenths away: seen on the cluster).
 - prediction_psi: population stability index of the canary's predictions against the
   stable's; fails above the threshold [dimensionless; 0.25 is the classic "significant"].
+- class_mix (classifiers): population stability index of the canary's predicted-class shares
+  against the stable's (from `skserve_predicted_class_total`), Jeffreys-smoothed like
+  prediction_psi; fails above the threshold plus the sampling floor [dimensionless; 0.25].
+  A classifier that answers fast with 200s but says "survived" for everyone fails here.
 - out_of_range: the canary's out-of-range input values per row minus the stable's; fails
   above the threshold [values per row, e.g. 0.05].
 - promql: `query` (placeholders {canary} {stable} {window}) → one number; fails when
@@ -38,8 +42,8 @@ from typing import Any
 from ..errors import InvalidInput
 from .state import FAIL, INCONCLUSIVE, PASS
 
-KINDS = ("success_rate", "latency_p95", "prediction_shift", "prediction_psi", "out_of_range",
-         "promql")
+KINDS = ("success_rate", "latency_p95", "prediction_shift", "prediction_psi", "class_mix",
+         "out_of_range", "promql")
 ENDPOINTS = 'endpoint=~"/predict|/predict_batch"'
 QUANTILES = (0.25, 0.5, 0.75)
 DEFAULT_SELECTOR = 'slot="{slot}"'
@@ -87,11 +91,13 @@ class MetricTemplate:
         return cls(**doc)
 
 
-def default_templates(shift_threshold: float, interval_s: float = 10.0,
-                      min_samples: int = 50) -> list[MetricTemplate]:
+def default_templates(shift_threshold: float | None, interval_s: float = 10.0,
+                      min_samples: int = 50, task: str = "regression") -> list[MetricTemplate]:
     """The checks every rollout runs unless told otherwise.
 
-    `shift_threshold` is in the target's units (the CLI's default is twice the stable
+    A regressor's predictions are judged by their median shift and PSI, a classifier's
+    (`task="classification"`) by its class mix; `shift_threshold` (regressors only) is in
+    the target's units (the CLI's default is twice the stable
     model's hold-out RMSE: two sound models of the same data differ by less than their
     errors; a canary whose median moves further predicts something else).
     Distribution checks need four times `min_samples` predictions per slot (PSI over ~12
@@ -102,14 +108,21 @@ def default_templates(shift_threshold: float, interval_s: float = 10.0,
     # one failed measurement tolerated per step: sampling noise, re-measured on more data
     distribution = {"interval_s": interval_s, "min_samples": 4 * min_samples,
                     "failure_limit": 1}
+    if task == "classification":
+        predictions = [MetricTemplate("class-mix", "class_mix", 0.25, **distribution)]
+    elif shift_threshold is None:
+        raise InvalidInput("a regressor's prediction-shift check needs a threshold in the "
+                           "target's units")
+    else:
+        predictions = [MetricTemplate("prediction-shift", "prediction_shift", shift_threshold,
+                                      **distribution),
+                       MetricTemplate("prediction-psi", "prediction_psi", 0.25, **distribution)]
     return [
         MetricTemplate("success-rate", "success_rate", 0.99, **common),
         # one slow measurement is tolerated per step: a busy machine is not a slow model
         MetricTemplate("latency-p95", "latency_p95", 100.0, vs_stable=2.0, failure_limit=1,
                        **common),
-        MetricTemplate("prediction-shift", "prediction_shift", shift_threshold,
-                       **distribution),
-        MetricTemplate("prediction-psi", "prediction_psi", 0.25, **distribution),
+        *predictions,
         MetricTemplate("out-of-range", "out_of_range", 0.05, **distribution),
     ]
 
@@ -157,6 +170,10 @@ def queries(t: MetricTemplate, canary: str, stable: str, win: str) -> dict[str, 
                 "stable_requests": requests(stable), "stable_p95": p95(stable)}
     if t.kind in ("prediction_shift", "prediction_psi"):
         return {"buckets": buckets(canary), "stable_buckets": buckets(stable)}
+    if t.kind == "class_mix":
+        classes = "sum by (class) (increase(skserve_predicted_class_total{{{sel}}}[{win}]))"
+        return {"classes": classes.format(sel=canary, win=win),
+                "stable_classes": classes.format(sel=stable, win=win)}
     if t.kind == "out_of_range":
         oor = "sum(increase(skserve_feature_out_of_range_total{{{sel}}}[{win}]))"
         return {"rows": rows(canary), "out_of_range": oor.format(sel=canary, win=win),
@@ -194,7 +211,8 @@ def measure(t: MetricTemplate, results: Mapping[str, Any]) -> CheckResult:
     """The raw verdict of one template from its query results.
 
     `results` maps the names `queries()` gave to: a float (None when the query returned
-    nothing), or for `*buckets` a list of (upper bound, cumulative count) pairs.
+    nothing), for `*buckets` a list of (upper bound, cumulative count) pairs, for `*classes`
+    a mapping class key → count.
     """
     fn = _MEASURES[t.kind]
     measured, value, samples, detail, numbers = fn(t, results)
@@ -279,6 +297,31 @@ def _median_se(quartiles: Sequence[float], n: float) -> float:
     return 0.9289 * max(iqr, 0.0) / math.sqrt(n)
 
 
+def _class_mix(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
+    canary = {str(k): max(0.0, float(v)) for k, v in (r.get("classes") or {}).items()}
+    stable = {str(k): max(0.0, float(v)) for k, v in (r.get("stable_classes") or {}).items()}
+    n_canary, n_stable = sum(canary.values()), sum(stable.values())
+    samples = min(n_canary, n_stable)
+    if samples < max(t.min_samples, 1):
+        return _too_few(t, samples, f"predictions per slot (canary {n_canary:.0f}, "
+                        f"stable {n_stable:.0f})")
+    classes = sorted(set(canary) | set(stable))
+    value = psi_counts([stable.get(c, 0.0) for c in classes],
+                       [canary.get(c, 0.0) for c in classes])
+    floor = (len(classes) - 1) * (1 / n_canary + 1 / n_stable)
+    limit = t.threshold + floor
+    ok = value <= limit
+    shares = {c: (stable.get(c, 0.0) / n_stable, canary.get(c, 0.0) / n_canary)
+              for c in classes}
+    mix = ", ".join(f"{c} {s:.0%} → {a:.0%}" for c, (s, a) in shares.items())
+    return (PASS if ok else FAIL, value, samples,
+            f"{t.name}: PSI {value:.3f} over classes ({'<=' if ok else '>'} {t.threshold:g} + "
+            f"sampling floor {floor:.3f}; {mix})",
+            {"psi": value, "sampling_floor": floor,
+             "stable_shares": {c: s for c, (s, _) in shares.items()},
+             "canary_shares": {c: a for c, (_, a) in shares.items()}})
+
+
 def _out_of_range(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
     rows = _num(r.get("rows")) or 0.0
     if rows < max(t.min_samples, 1):
@@ -305,7 +348,7 @@ def _promql(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
 
 
 _MEASURES = {"success_rate": _success_rate, "latency_p95": _latency,
-             "prediction_shift": _shift, "prediction_psi": _shift,
+             "prediction_shift": _shift, "prediction_psi": _shift, "class_mix": _class_mix,
              "out_of_range": _out_of_range, "promql": _promql}
 
 
@@ -370,9 +413,7 @@ def psi(expected: Histogram, actual: Histogram) -> tuple[float, int]:
     histograms' bucket bounds (the two slots' models may bucket differently), within the
     range both resolve: below (above) it, each tail is one bin.
 
-    Σ (a − e) · ln(a / e) over bins, with half a count added to every bin of each side
-    (Jeffreys) so an empty bin of a small sample is not read as a huge shift; returns
-    (PSI, number of bins).
+    `psi_counts` over those bins; returns (PSI, number of bins).
     """
     finite = [[le for le, _ in h if not math.isinf(le)] for h in (expected, actual)]
     bounds = sorted({le for f in finite for le in f})
@@ -383,15 +424,26 @@ def psi(expected: Histogram, actual: Histogram) -> tuple[float, int]:
     edges = [*bounds, math.inf]
     k = len(edges)
 
-    def shares(h: Histogram) -> list[float]:
+    def counts(h: Histogram) -> list[float]:
         n = _total(h)
         cdf = [_cdf(h, edge) if not math.isinf(edge) else 1.0 for edge in edges]
-        counts = [n * (c - p) for c, p in zip(cdf, [0.0, *cdf[:-1]], strict=True)]
+        return [n * (c - p) for c, p in zip(cdf, [0.0, *cdf[:-1]], strict=True)]
+
+    return psi_counts(counts(expected), counts(actual)), k
+
+
+def psi_counts(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """Population stability index Σ (a − e) · ln(a / e) of two count vectors over the same
+    bins, with half a count added to every bin of each side (Jeffreys) so an empty bin of
+    a small sample is not read as a huge shift."""
+    k = len(expected)
+
+    def shares(counts: Sequence[float]) -> list[float]:
+        n = sum(counts)
         return [(c + 0.5) / (n + 0.5 * k) for c in counts]
 
-    value = sum((a - e) * math.log(a / e)
-                for e, a in zip(shares(expected), shares(actual), strict=True))
-    return value, k
+    return sum((a - e) * math.log(a / e)
+               for e, a in zip(shares(expected), shares(actual), strict=True))
 
 
 # --- one analysis run -------------------------------------------------------------------------

@@ -148,10 +148,12 @@ def register(subparsers: Any) -> None:
                         help="fail when p95 exceeds both --max-p95-ms and this × the live "
                         "version's p95 (default 2)")
     checks.add_argument("--max-prediction-shift", type=float, default=None,
-                        help="largest quantile move of the predictions, in the target's "
-                        "units (default: twice the live model's hold-out RMSE)")
+                        help="regressors: largest move of the median prediction, in the "
+                        "target's units (default: twice the live model's hold-out RMSE)")
     checks.add_argument("--max-psi", type=float, default=0.25,
-                        help="population stability index limit (default 0.25)")
+                        help="population stability index limit on the predicted values "
+                        "(regressors) or the predicted classes' mix (classifiers; "
+                        "default 0.25)")
     checks.add_argument("--max-out-of-range", type=float, default=0.05,
                         help="extra out-of-range input values per row over the live "
                         "version (default 0.05)")
@@ -326,11 +328,12 @@ class Local:
 
         return store.get_info(model).tag
 
-    def stable_rmse(self, stable_slot: str) -> float | None:
+    def stable_model(self, stable_slot: str) -> tuple[str, float | None]:
+        """(task, hold-out RMSE or None) of the live version, from its stored metadata."""
         from .. import store
 
-        tag = self.serving()[stable_slot]
-        return (store.get_info(tag).metadata.get("metrics") or {}).get("rmse")
+        meta = store.get_info(self.serving()[stable_slot]).metadata
+        return meta.get("task") or "regression", (meta.get("metrics") or {}).get("rmse")
 
     def smoke_rows(self, spec: state.RolloutSpec) -> list[bytes]:
         from .. import store
@@ -405,17 +408,18 @@ def _templates(args: argparse.Namespace, target: Any, stable_slot: str) -> list[
                 raise InvalidInput(f"{args.analysis}, template {i + 1}: {exc}") from None
         return out
     shift = args.max_prediction_shift
-    if shift is None:
-        rmse = target.stable_rmse(stable_slot)
+    task, rmse = target.stable_model(stable_slot)
+    if shift is None and task != "classification":
         if not rmse:
             raise InvalidInput(f"the live version in slot {stable_slot} has no hold-out RMSE "
                                "in its metadata: pass --max-prediction-shift in the target's "
                                "units")
         shift = 2 * float(rmse)
     interval = args.interval
-    templates = analysis.default_templates(shift, interval, args.min_samples)
+    templates = analysis.default_templates(shift, interval, args.min_samples, task)
     overrides = {"success-rate": args.min_success_rate, "latency-p95": args.max_p95_ms,
-                 "prediction-psi": args.max_psi, "out-of-range": args.max_out_of_range}
+                 "prediction-psi": args.max_psi, "class-mix": args.max_psi,
+                 "out-of-range": args.max_out_of_range}
     out = []
     for t in templates:
         d = t.to_dict()

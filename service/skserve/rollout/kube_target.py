@@ -188,8 +188,11 @@ class Cluster:
         except (httpx.HTTPError, ValueError) as exc:
             raise Unavailable(f"GET /metadata of slot {slot} ({url}): {exc}") from exc
 
-    def stable_rmse(self, stable_slot: str) -> float | None:
-        return (self.metadata(stable_slot).get("metrics") or {}).get("rmse")
+    def stable_model(self, stable_slot: str) -> tuple[str, float | None]:
+        """(task, hold-out RMSE or None) of the live version, from its `GET /metadata`."""
+        doc = self.metadata(stable_slot)
+        task = (doc.get("labels") or {}).get("task") or "regression"
+        return task, (doc.get("metrics") or {}).get("rmse")
 
     def smoke_rows(self, spec: Any) -> list[bytes]:
         from ..loadtest.sampling import RowPool

@@ -31,13 +31,15 @@ class Prometheus:
         return body["data"]["result"]
 
     def results(self, queries: Mapping[str, str]) -> dict[str, Any]:
-        """name → a float (None when the vector is empty), or for names ending in `buckets`
-        a list of (le, value) pairs."""
+        """name → a float (None when the vector is empty), for names ending in `buckets` a
+        list of (le, value) pairs, for names ending in `classes` a mapping class → value."""
         out: dict[str, Any] = {}
         for name, promql in queries.items():
             vector = self.query(promql)
             if name.endswith("buckets"):
                 out[name] = [(float(s["metric"]["le"]), float(s["value"][1])) for s in vector]
+            elif name.endswith("classes"):
+                out[name] = {s["metric"].get("class", ""): float(s["value"][1]) for s in vector}
             else:
                 out[name] = float(vector[0]["value"][1]) if vector else None
         return out
