@@ -7,6 +7,10 @@ seconds from the first step's weights to the end of the rollback (weights back, 
 scaled down), the requests that reached the new version (its own request counter in
 Prometheus, warm-up included) and the check that decided. Prints a table and replaces the
 `## Rollouts` section of BENCHMARKS.md.
+
+`--from-e2e reports/e2e/rollouts.json` instead renders what the cluster's rollout suite
+(`make e2e`, tests/e2e/test_rollouts.py) measured, per router, into `## Rollouts on the
+local cluster` (the cluster run is too long to repeat here just for a table).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 SECTION = "Rollouts"
+CLUSTER_SECTION = "Rollouts on the local cluster"
 
 
 def main() -> int:
@@ -32,7 +37,12 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=8, help="Locust users (default 8)")
     parser.add_argument("--pause", default="10s", help="time per canary step (default 10s)")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    parser.add_argument("--from-e2e", type=Path, metavar="JSON",
+                        help="render the cluster suite's reports/e2e/rollouts.json instead "
+                        "of running the local stack")
     args = parser.parse_args()
+    if args.from_e2e:
+        return from_e2e(args.from_e2e, write=not args.no_write)
     home = Path(tempfile.mkdtemp(prefix="skserve-bench-rollout-"))
     os.environ["BENTOML_HOME"] = str(home)
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
@@ -83,6 +93,51 @@ def main() -> int:
                 "version's errors reach clients.")
         write_benchmark_section(REPO / "BENCHMARKS.md", SECTION, text)
         print(f"wrote the {SECTION!r} section of BENCHMARKS.md", file=sys.stderr)
+    return 0
+
+
+def from_e2e(path: Path, write: bool) -> int:
+    """The cluster suite's measured rollouts as a table (and BENCHMARKS.md section)."""
+    from skserve.loadtest.harness import markdown_table, write_benchmark_section
+
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"{path}: {exc} (run `make e2e` first)", file=sys.stderr)
+        return 2
+    rows = []
+    for r in report.get("rollouts", []):
+        exposed = r.get("while_exposed") or {}
+        rows.append({"router": r["router"], "version": r["version"], "outcome": r["outcome"],
+                     "decided by": ", ".join(r.get("decided_by") or []) or "all checks passed",
+                     "first step → end s": r.get("first_step_to_rollback_s"),
+                     "requests to it": r.get("requests_to_bad_version"),
+                     "client requests (failed)": f"{r['requests']} ({r['failures']})",
+                     "failed while exposed": (f"{exposed['failures']} of {exposed['requests']}"
+                                              if exposed else None)})
+    if not rows:
+        print(f"{path}: no rollouts recorded", file=sys.stderr)
+        return 2
+    columns = ["router", "version", "outcome", "decided by", "first step → end s",
+               "requests to it", "client requests (failed)", "failed while exposed"]
+    table = markdown_table(rows, columns, {"first step → end s": ".1f"})
+    print(table)
+    if write:
+        text = ("`make e2e` (tests/e2e/test_rollouts.py), then `python loadtest/bench_rollout.py "
+                "--from-e2e reports/e2e/rollouts.json`: the chart on the local single-node "
+                "cluster (both slots 1 worker per pod; the `service` router splits by pods, 1 "
+                "of 4 for the canary; the in-cluster HAProxy by weight, 10 %), the controller "
+                "in the cluster, Prometheus scraping every 1 s, Locust (8 users, /predict) "
+                "through the stable Service; canary step then 100 %, 20 s, analysis every "
+                f"2 s.\n\n{table}\n\n"
+                "- *first step → end*: from the event that set the first step's weights to the "
+                "rollout's last event (weights back, canary scaled down).\n"
+                "- *requests to it*: the new version's own request counter (Prometheus), "
+                "warm-up included.\n"
+                "- *client requests (failed)*: Locust's, from `rollout start` to the end; "
+                "*failed while exposed*: between the first step and the end.")
+        write_benchmark_section(REPO / "BENCHMARKS.md", CLUSTER_SECTION, text)
+        print(f"wrote the {CLUSTER_SECTION!r} section of BENCHMARKS.md", file=sys.stderr)
     return 0
 
 

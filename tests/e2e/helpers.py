@@ -56,6 +56,19 @@ def cluster_env() -> dict[str, str]:
     return env
 
 
+def require_cluster() -> None:
+    """Skip when the local cluster's kubeconfig is absent (fail in CI, which sets
+    SKSERVE_E2E_REQUIRE_CLUSTER after `make cluster-up`); else wait for its API server."""
+    import pytest
+
+    if not KUBECONFIG.exists():
+        message = f"{KUBECONFIG} is absent: start the local cluster with `make cluster-up`"
+        if os.environ.get("SKSERVE_E2E_REQUIRE_CLUSTER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    kubectl("get", "--raw", "/readyz", timeout=30)
+
+
 def log(msg: str) -> None:
     print(f"[e2e {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 

@@ -274,14 +274,26 @@ class Locust:
 
 
 def gateway_api_crds() -> list[dict[str, Any]]:
-    """The standard-channel CRDs of the Gateway API release from the Go module proxy (the
-    module zip carries config/crd/)."""
+    """The standard-channel CRDs of the Gateway API release, read from the module zip the Go
+    module proxy serves (it carries config/crd/). Only the zip is needed: `go mod download`
+    fetches it into the module cache, then may refuse to extract it (v1.7.0's go.mod asks
+    for a newer Go than this machine's), and still reports where the zip is."""
+    import zipfile
+
     go = shutil.which("go") or "/usr/local/go/bin/go"
-    out = h.run([go, "mod", "download", "-json", GATEWAY_API], timeout=300,
-                env={**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on"}).stdout
-    folder = Path(json.loads(out)["Dir"]) / "config" / "crd" / "standard"
-    return [d for f in sorted(folder.glob("*.yaml"))
-            for d in yaml.safe_load_all(f.read_text())
+    out = h.run([go, "mod", "download", "-json", GATEWAY_API], timeout=300, check=False,
+                env={**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on"})
+    try:
+        info = json.loads(out.stdout)
+    except ValueError:
+        raise RuntimeError(f"go mod download {GATEWAY_API}: {out.stderr[-2000:]}") from None
+    if not info.get("Zip") or not Path(info["Zip"]).exists():
+        raise RuntimeError(f"go mod download {GATEWAY_API}: {info.get('Error') or out.stderr}")
+    prefix = f"{GATEWAY_API}/config/crd/standard/"
+    with zipfile.ZipFile(info["Zip"]) as z:
+        texts = [z.read(n).decode() for n in sorted(z.namelist())
+                 if n.startswith(prefix) and n.endswith(".yaml")]
+    return [d for text in texts for d in yaml.safe_load_all(text)
             if d and d.get("kind") == "CustomResourceDefinition"]
 
 

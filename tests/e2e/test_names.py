@@ -12,7 +12,6 @@ the budget is refused by the same API server, so the check is not vacuous.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -33,12 +32,7 @@ INSTANCES = 12
 
 @pytest.fixture(scope="module")
 def cluster() -> None:
-    if not h.KUBECONFIG.exists():
-        message = f"{h.KUBECONFIG} is absent: start the local cluster with `make cluster-up`"
-        if os.environ.get("SKSERVE_E2E_REQUIRE_CLUSTER"):
-            pytest.fail(message)
-        pytest.skip(message)
-    h.kubectl("get", "--raw", "/readyz", timeout=30)
+    h.require_cluster()
 
 
 @pytest.fixture(scope="module")

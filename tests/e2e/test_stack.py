@@ -64,11 +64,7 @@ def timings() -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def cluster() -> None:
-    if not h.KUBECONFIG.exists():
-        message = f"{h.KUBECONFIG} is absent: start the local cluster with `make cluster-up`"
-        if os.environ.get("SKSERVE_E2E_REQUIRE_CLUSTER"):  # CI, after make cluster-up
-            pytest.fail(message)
-        pytest.skip(message)
+    h.require_cluster()
     nodes = h.kjson("get", "nodes", timeout=30)["items"]
     ready = [n["metadata"]["name"] for n in nodes
              if any(c["type"] == "Ready" and c["status"] == "True"
