@@ -140,6 +140,35 @@ def failed_checks(doc: dict) -> set[str]:
     return {c["name"] for c in last["checks"] if c["verdict"] == "fail"}
 
 
+def send_known_rows(stack, prom: Prometheus, rows: list[dict], headers: dict,
+                    ) -> tuple[list[dict], str]:
+    """Post `rows` to slot blue once Prometheus has seen it serve (increase() needs series
+    that exist before the window), wait until it has scraped them all; (answers, a PromQL
+    range covering exactly them)."""
+    scored = 'sum(skserve_predictions_total{slot="blue"})'
+
+    def scraped(n: float) -> None:  # until Prometheus has seen `n` rows (a busy machine lags)
+        deadline = time.monotonic() + 60
+        while (prom.results({"n": scored})["n"] or 0) < n and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    answers = []
+    with httpx.Client(timeout=30) as client:
+        for row in rows[-10:]:
+            client.post(f"{stack['url']}/predict", json=row, headers=headers)
+        scraped(10)
+        time.sleep(2)  # flat counters for a few scrapes before the window starts
+        t0 = time.time()
+        for row in rows:
+            r = client.post(f"{stack['url']}/predict", json=row, headers=headers)
+            assert r.status_code == 200, r.text
+            answers.append(r.json())
+    scraped(10 + len(rows))
+    time.sleep(1)
+    # the range starts with samples from before the first request: increase() sees it all
+    return answers, analysis.window(time.time() - t0 + 2.5, 3)
+
+
 def test_analysis_promql_measures_known_traffic(stack, versions):
     """The PromQL of every template, against the real Prometheus scraping the real server:
     request counts, latency, the median prediction and out-of-range inputs match what the
@@ -153,28 +182,8 @@ def test_analysis_promql_measures_known_traffic(stack, versions):
     for row in rows[:40]:  # 40 rows hotter than anything seen in training, still valid
         row["Temperature"] = hot.max + 0.5 * (hot.max - hot.min)
     prom = Prometheus(stack["prometheus_url"])
-    scored = 'sum(skserve_predictions_total{slot="blue"})'
-
-    def scraped(n: float) -> None:  # until Prometheus has seen `n` rows (a busy machine lags)
-        deadline = time.monotonic() + 60
-        while (prom.results({"n": scored})["n"] or 0) < n and time.monotonic() < deadline:
-            time.sleep(0.5)
-
-    predictions = []
-    with httpx.Client(timeout=30) as client:
-        for row in rows[100:110]:  # series exist before the window (increase() needs that)
-            client.post(f"{stack['url']}/predict", json=row, headers=header)
-        scraped(10)
-        time.sleep(2)  # flat counters for a few scrapes before the window starts
-        t0 = time.time()
-        for row in rows:
-            r = client.post(f"{stack['url']}/predict", json=row, headers=header)
-            assert r.status_code == 200, r.text
-            predictions.append(r.json()["prediction"])
-    scraped(210)
-    time.sleep(1)
-    # the range starts with samples from before the first request: increase() sees it all
-    win = analysis.window(time.time() - t0 + 2.5, 3)
+    answers, win = send_known_rows(stack, prom, rows, header)
+    predictions = [a["prediction"] for a in answers]
     sel = 'slot="blue"'
     results = {}
     for t in analysis.default_templates(0.5, min_samples=10):
@@ -193,6 +202,41 @@ def test_analysis_promql_measures_known_traffic(stack, versions):
         prom.results(analysis.queries(
             analysis.MetricTemplate("oor", "out_of_range", 1.0), sel, 'slot="none"', win)))
     assert oor.numbers["canary_rate"] == pytest.approx(40 / 200, rel=0.15)
+
+
+@pytest.fixture(scope="module")
+def classifier_stack(classifier_model, tmp_path_factory):
+    root: Path = tmp_path_factory.mktemp("classifier-stack")
+    up = subprocess.run([SKSERVE, "up", "--slot", f"blue={classifier_model}", "--dir",
+                         str(root), "--detach", "--json"], capture_output=True, text=True,
+                        timeout=180)
+    assert up.returncode == 0, up.stderr
+    yield json.loads(up.stdout)
+    subprocess.run([SKSERVE, "down", "--dir", str(root)], capture_output=True, timeout=120)
+
+
+def test_class_mix_promql_counts_the_classes_a_classifier_answered(classifier_stack,
+                                                                   classifier_model):
+    """The class-mix check's PromQL against the real Prometheus scraping a real classifier
+    (Titanic, tests/classifiers.py): the per-class counts are the labels the server
+    answered, and the version compared with itself passes."""
+    from collections import Counter
+
+    prom = Prometheus(classifier_stack["prometheus_url"])
+    rows = [json.loads(r) for r in rows_for(classifier_model)[:160]]
+    answers, win = send_known_rows(classifier_stack, prom, rows,
+                                   {"content-type": "application/json"})
+    answered = Counter(str(a["label"]) for a in answers)
+    t = analysis.MetricTemplate("class-mix", "class_mix", 0.25, min_samples=50)
+    sel = 'slot="blue"'
+    results = prom.results(analysis.queries(t, sel, sel, win))
+    assert set(results["classes"]) >= set(answered)
+    for label, n in answered.items():  # increase() extrapolates to the range edges
+        assert results["classes"][label] == pytest.approx(n, rel=0.25), (label, results)
+    verdict = analysis.measure(t, results)
+    assert verdict.measured == "pass" and verdict.value == pytest.approx(0.0, abs=0.01)
+    assert verdict.numbers["canary_shares"] == pytest.approx(
+        {c: answered[c] / len(answers) for c in verdict.numbers["canary_shares"]}, abs=0.05)
 
 
 @pytest.mark.parametrize("bad,check", [("failing", {"success-rate"}),
