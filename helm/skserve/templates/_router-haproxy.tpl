@@ -213,6 +213,7 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout http-keep-alive 2s
+    timeout check 2s
     option http-buffer-request
     retries 2
     option redispatch 1

@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import InvalidInput, RolloutFailed, Unavailable
 from ..kubeapi import api_errors
 from . import naming, scaling
-from .kube import ACTIVE_ANNOTATION, ROUTING_ANNOTATION, STRATEGIC, Kube, Release
+from .kube import ACTIVE_ANNOTATION, ROUTING_ANNOTATION, STRATEGIC, Kube, Release, select_slot
 from .routers import HEADER, Router, SlotTarget, check_weights
 
 CONTAINER = "server"
@@ -305,11 +305,19 @@ class ClusterRouter:
 
     # --- the router protocol ---------------------------------------------------------------
 
+    def _point_preview(self, slot: str) -> None:
+        """The preview Service selects `slot`, as the chart renders it from the recorded
+        routing on the next upgrade (previewSlot, else the first other enabled slot), for
+        every router: a helm upgrade must not move it."""
+        if self.release.preview_service and slot:
+            select_slot(self.kube, self.release.preview_service, slot)
+
     def reconcile(self, slots: Sequence[SlotTarget]) -> None:
         self.inner.reconcile(slots)
         active = self.routing().get("activeSlot")
         preview = next((t.slot for t in slots if t.slot != active), "")
         self._record(previewSlot=preview)
+        self._point_preview(preview)
 
     def set_weights(self, weights: Mapping[str, int]) -> None:
         weights = check_weights(weights)
@@ -337,3 +345,4 @@ class ClusterRouter:
                 self.scaler.restore(slot, running=True)
         self._record(activeSlot=active, previewSlot="",
                      weights={s: 100 if s == active else 0 for s in self.release.slots})
+        self._point_preview(next((s for s in sorted(self.release.slots) if s != active), ""))

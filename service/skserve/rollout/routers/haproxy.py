@@ -67,6 +67,9 @@ def render_config(bind: str, slots: Mapping[str, str | None], runtime_socket: st
         "    timeout server 60s",
         # shorter than uvicorn's 5 s keep-alive, so HAProxy closes idle server connections first
         "    timeout http-keep-alive 2s",
+        # a health check may take this long on a busy node; unset, HAProxy allows only the
+        # check interval and marks a busy live slot down (a burst of 503s seen on the cluster)
+        "    timeout check 2s",
         "    option http-buffer-request",
         "    retries 2",
         "    option redispatch 1",
