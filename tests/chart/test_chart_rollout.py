@@ -64,6 +64,29 @@ def test_in_cluster_haproxy_config_is_the_local_layout(strategy: str, weights: d
                       "versionMap": "/usr/local/etc/haproxy/versions.map"}
 
 
+def test_haproxy_restarts_on_a_new_config_not_on_runtime_state() -> None:
+    """Weights, which slots run and the header map are the controller's runtime state (set
+    through the runtime API): rendering other ones must not restart HAProxy's pods, which
+    would cut every keep-alive client's connection mid-rollout (seen on the cluster)."""
+    def checksum(*sets: str) -> tuple[str, dict]:
+        objs = render(*TWO_SLOTS, "rollout.router=haproxy", *sets)
+        dep = one(objs, "Deployment", f"{FULLNAME}-haproxy")
+        return (dep["spec"]["template"]["metadata"]["annotations"]["checksum/config"],
+                one(objs, "ConfigMap", f"{FULLNAME}-haproxy")["data"])
+
+    rest, rest_data = checksum()
+    for sets in (["rollout.strategy=canary", "rollout.weights.active=80",
+                  "rollout.weights.preview=20"],
+                 ["rollout.activeSlot=green", "rollout.previewSlot=blue"],
+                 ["slots.green.replicas=0", "slots.green.autoscaling.enabled=false",
+                  "slots.green.model=demand:other"]):
+        same, data = checksum(*sets)
+        assert data != rest_data, sets  # the ConfigMap (a restarted pod's start) follows
+        assert same == rest, sets
+    assert checksum("rollout.haproxy.checkIntervalMs=250")[0] != rest
+    assert checksum("rollout.headerMatch.name=x-version")[0] != rest
+
+
 def test_monitors_relabel_like_the_plain_prometheus_job() -> None:
     objs = render("monitoring.podMonitor.enabled=true", "monitoring.serviceMonitor.enabled=true")
     (job,) = yaml.safe_load((REPO / "k8s" / "monitoring" / "prometheus-scrape.yaml").read_text())

@@ -55,7 +55,11 @@ spec:
         {{- include "skserve.labels" . | nindent 8 }}
         app.kubernetes.io/component: haproxy
       annotations:
-        checksum/config: {{ printf "%s%s" $config $map | sha256sum }}
+        # restart on a new configuration, not on new runtime state: the weights, slot
+        # addresses and header map the controller sets through the runtime API (a helm
+        # upgrade during or after a rollout renders them as the controller left them; a
+        # restart would cut every keep-alive client's connection)
+        checksum/config: {{ printf "%s%d" (regexReplaceAll "(?m)^    server .*$" $config "") ($h.checkIntervalMs | int) | sha256sum }}
     spec:
       serviceAccountName: {{ include "skserve.serviceAccountName" . }}
       automountServiceAccountToken: false
