@@ -49,15 +49,19 @@ def versions(trained_model):
             "failing": badmodels.save_failing(data)}
 
 
+def stack_up(model: str, root: Path) -> tuple[dict, str]:
+    """`skserve up --slot blue=MODEL --detach --json` in `root`: (its document, its stderr)."""
+    up = subprocess.run([SKSERVE, "up", "--slot", f"blue={model}", "--dir", str(root),
+                         "--detach", "--json"], capture_output=True, text=True, timeout=180)
+    assert up.returncode == 0, up.stderr
+    return json.loads(up.stdout), up.stderr
+
+
 @pytest.fixture(scope="module")
 def stack(versions, tmp_path_factory):
     root: Path = tmp_path_factory.mktemp("stack")
-    up = subprocess.run([SKSERVE, "up", "--slot", f"blue={versions['live']}", "--dir",
-                         str(root), "--detach", "--json"], capture_output=True, text=True,
-                        timeout=180)
-    assert up.returncode == 0, up.stderr
-    doc = json.loads(up.stdout)
-    assert "traffic" in up.stderr and doc["url"] in up.stderr  # the URLs are printed
+    doc, said = stack_up(versions["live"], root)
+    assert "traffic" in said and doc["url"] in said  # the URLs are printed
     stack_doc = json.loads((root / "stack.json").read_text())
     pids = [p["pid"] for p in (stack_doc["haproxy"], stack_doc["prometheus"],
                                stack_doc["slots"]["blue"]["process"])]
@@ -207,11 +211,7 @@ def test_analysis_promql_measures_known_traffic(stack, versions):
 @pytest.fixture(scope="module")
 def classifier_stack(classifier_model, tmp_path_factory):
     root: Path = tmp_path_factory.mktemp("classifier-stack")
-    up = subprocess.run([SKSERVE, "up", "--slot", f"blue={classifier_model}", "--dir",
-                         str(root), "--detach", "--json"], capture_output=True, text=True,
-                        timeout=180)
-    assert up.returncode == 0, up.stderr
-    yield json.loads(up.stdout)
+    yield stack_up(classifier_model, root)[0]
     subprocess.run([SKSERVE, "down", "--dir", str(root)], capture_output=True, timeout=120)
 
 
