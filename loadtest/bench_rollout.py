@@ -135,7 +135,12 @@ def from_e2e(path: Path, write: bool) -> int:
                 "- *requests to it*: the new version's own request counter (Prometheus), "
                 "warm-up included.\n"
                 "- *client requests (failed)*: Locust's, from `rollout start` to the end; "
-                "*failed while exposed*: between the first step and the end.")
+                "*failed while exposed*: between the first step and the end (the `service` "
+                "router has no retry: a quarter of the pods answer from the failing version; "
+                "HAProxy retries on the live slot).\n"
+                "- *good*: the acting controller pod is deleted mid-step (a standby resumes) "
+                "and `helm upgrade` runs mid-step; *live (blueGreen)*: run from this machine "
+                "through the API server, a switch back to the first version.")
         write_benchmark_section(REPO / "BENCHMARKS.md", CLUSTER_SECTION, text)
         print(f"wrote the {CLUSTER_SECTION!r} section of BENCHMARKS.md", file=sys.stderr)
     return 0
