@@ -69,7 +69,9 @@ def build_images(tags: list[str]) -> dict[str, float]:
     env = dict(os.environ)
     took: dict[str, float] = {}
     t0 = time.monotonic()
-    h.run(["bash", "hack/image/build.sh", "--tag", SERVING_TAG, *tags], timeout=900, env=env)
+    # serve,kube: the image is also the in-cluster controller's (`skserve rollout controller`)
+    h.run(["bash", "hack/image/build.sh", "--tag", SERVING_TAG, "--extras", "serve,kube",
+           *tags], timeout=900, env=env)
     took["serving_build_s"] = time.monotonic() - t0
     t0 = time.monotonic()
     archive = h.run(["bash", "hack/image/archive.sh", "--tag", SERVING_TAG], timeout=600,
