@@ -151,3 +151,17 @@ def test_promtool_parses_dashboard_queries(tmp_path: Path) -> None:
         ["promtool", "check", "rules", str(f)], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_request_queries_select_the_routes_the_analysis_judges() -> None:
+    """Rules (file and chart) and dashboard count the same prediction routes as the rollout
+    analysis (`skserve.rollout.analysis.ENDPOINTS`, V2 infer included): an alert or a panel
+    that left a route out would disagree with the verdict it explains."""
+    from skserve.rollout.analysis import ENDPOINTS
+
+    request_exprs = [r["expr"] for r in file_rules() + chart_rules()] + dashboard_exprs()
+    request_exprs = [e for e in request_exprs
+                     if re.search(r"bentoml_service_request_(total|duration)", e)]
+    assert len(request_exprs) >= 6
+    for e in request_exprs:
+        assert set(re.findall(r'endpoint=~"[^"]*"', e)) == {ENDPOINTS}, e

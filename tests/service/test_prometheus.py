@@ -110,3 +110,28 @@ def test_alert_rules_load_and_evaluate_on_real_series(prometheus, server, traine
                                                       for r in rules]
     firing = query(prometheus, 'ALERTS{alertname="SkserveHighErrorRate"}')
     assert firing == []  # no 5xx were served
+
+
+def test_v2_infer_requests_are_judged_with_the_rest(prometheus, server, trained_model):
+    """An Open Inference Protocol request is counted by the selector the rollout analysis
+    and the alert rules use (BentoML labels the request path, version in it or not)."""
+    from skserve import store
+    from skserve.rollout.analysis import ENDPOINTS
+
+    info = store.get_info(trained_model)
+    row = example_row(info.schema)
+    types = {"datetime": "BYTES", "category": "BYTES"}
+    body = json.dumps({"inputs": [
+        {"name": f.name, "shape": [1], "datatype": types.get(f.dtype, "FP64"),
+         "data": [row[f.name]]} for f in info.schema.features]}).encode()
+    paths = [f"/v2/models/{info.name}/infer",
+             f"/v2/models/{info.name}/versions/{info.version}/infer"]
+    for path in paths:
+        req = urllib.request.Request(server.url + path, data=body,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200
+    promql = f"count by (endpoint) (bentoml_service_request_total{{{ENDPOINTS}}})"
+    result = wait_for(prometheus, promql,
+                      lambda r: {s["metric"]["endpoint"] for s in r} >= set(paths))
+    assert {s["metric"]["endpoint"] for s in result} >= set(paths)

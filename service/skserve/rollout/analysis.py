@@ -44,7 +44,10 @@ from .state import FAIL, INCONCLUSIVE, PASS
 
 KINDS = ("success_rate", "latency_p95", "prediction_shift", "prediction_psi", "class_mix",
          "out_of_range", "promql")
-ENDPOINTS = 'endpoint=~"/predict|/predict_batch"'
+# The routes that score rows, as BentoML labels them (the request path): /predict,
+# /predict_batch and the Open Inference Protocol's infer (with or without a version).
+# k8s/monitoring/prometheus-rules.yaml and the chart's PrometheusRule use the same regex.
+ENDPOINTS = 'endpoint=~"/predict|/predict_batch|/v2/models/[^/]+(/versions/[^/]+)?/infer"'
 QUANTILES = (0.25, 0.5, 0.75)
 DEFAULT_SELECTOR = 'slot="{slot}"'
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
