@@ -184,6 +184,22 @@ def serve_env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a taken port in one line, before BentoML's supervisor fails on it with a
+    traceback. Bound with SO_REUSEADDR as the server binds, so a socket in TIME_WAIT from
+    the last run does not count; a server that takes the port in between still fails."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InvalidInput(f"--host {host} --port {port}: cannot listen there "
+                               f"({exc.strerror}); another server may hold it: stop it or "
+                               "pick another --port") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     require("skserve serve", *SERVE)
     from . import logs, store
@@ -204,6 +220,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ModelNotFound as exc:
         raise ModelNotFound(f"{exc}; train one first: skserve train") from None
     env["SKSERVE_MODEL"] = info.tag
+    check_port_free(args.host, args.port)
     url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
     body = args.max_body_bytes or default_max_body_bytes(info.schema, args.max_batch_rows)
     example = info.metadata.get("input_example") or example_row(info.schema)

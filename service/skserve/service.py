@@ -68,6 +68,14 @@ def openapi_document() -> dict[str, Any]:
     protocol."""
     document = SKServe.openapi_spec.asdict()
     document["info"]["version"] = api_version(INFO)
+    # BentoML's own description (its badges, Slack, "created with BentoML") and contact
+    # say nothing about this model; a client reading the document wants the model.
+    document["info"]["title"] = f"skserve: {INFO.tag}"
+    document["info"]["description"] = (
+        f"The scikit-learn {TASK.kind} model `{INFO.tag}` predicting `{SCHEMA.target}`: "
+        "/predict (one row), /predict_batch (a list of rows), /metadata (the model and its "
+        "input contract) and the Open Inference Protocol under /v2.")
+    document["info"].pop("contact", None)
     answer = example_answer(TASK, SCHEMA, INFO.tag)
     schemas = {model.__name__: model.model_json_schema() for model in (Row, Prediction)}
     return complete_openapi(document, schemas, EXAMPLE_ROW, answer, metadata_document(INFO),

@@ -35,6 +35,23 @@ def test_serve_without_the_model_says_how_to_get_one():
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+def test_serve_on_a_taken_port_is_one_line(trained_model):
+    """A port another server holds is the user's to change: one line naming it, before the
+    banner, never BentoML's supervisor traceback."""
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        out = subprocess.run([SKSERVE, "serve", "--model", trained_model, "--host",
+                              "127.0.0.1", "--port", str(port)],
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert f"--host 127.0.0.1 --port {port}: cannot listen there" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(("argv", "code", "message"), [
     (["train", "--target", "y"], 2, "--target needs --data FILE"),
     (["train", "--data", "/nonexistent.csv", "--target", "y"], 2, "data file not found"),

@@ -99,7 +99,10 @@ def test_openapi_names_the_generated_row_fields(server, model):
     (BentoML itself says "None" when serving from source)."""
     _, info = model
     _, _, raw = call(server.url + "/docs.json")
-    assert json.loads(raw)["info"]["version"] == f"{__version__}+{info.name}.{info.version}"
+    about = json.loads(raw)["info"]
+    assert about["version"] == f"{__version__}+{info.name}.{info.version}"
+    assert about["title"] == f"skserve: {info.tag}" and "contact" not in about
+    assert str(info.tag) in about["description"] and "BentoML" not in about["description"]
     row = json.loads(raw)["components"]["schemas"]["Row"]
     assert set(row["required"]) == {"timestamp", "WorkDay", "Temperature"}
     assert row["additionalProperties"] is False
