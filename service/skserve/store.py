@@ -69,8 +69,11 @@ def get_info(tag: str = DEFAULT_MODEL) -> ModelInfo:
     use_store_from_env()
     try:
         return _info(bentoml.models.get(tag))
-    except bentoml.exceptions.NotFound as exc:
-        raise ModelNotFound(f"model {tag!r} is not in the model store ({exc})") from exc
+    except bentoml.exceptions.NotFound:
+        # Not BentoML's text: it tells the user to `bentoml models pull`, which skserve
+        # never does.
+        raise ModelNotFound(f"model {tag!r} is not in the model store (`skserve models` "
+                            "lists the stored ones)") from None
 
 
 def load(tag: str = DEFAULT_MODEL) -> tuple[Any, ModelInfo]:

@@ -32,6 +32,7 @@ def test_serve_without_the_model_says_how_to_get_one():
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "'nosuch:v9' is not in the model store" in out.stderr and "skserve train" in out.stderr
+    assert "skserve models" in out.stderr and "bentoml" not in out.stderr.lower()
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
