@@ -28,6 +28,7 @@ from typing import Annotated, Any
 
 import pydantic_core
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
 
 from .logs import log_client_error
 from .recycling import ConnectionRecycler
@@ -98,10 +99,14 @@ class RowsValidator:
             except ValueError:
                 items = None  # not JSON: validate_json names the position
             if isinstance(items, list) and len(items) > self.max_rows:
+                # pydantic's own too_long text says "after validation", which this is not
+                ctx = {"field_type": "List", "max_length": self.max_rows,
+                       "actual_length": len(items)}
                 raise ValidationError.from_exception_data(self.title, [{
-                    "type": "too_long", "loc": (), "input": items,
-                    "ctx": {"field_type": "List", "max_length": self.max_rows,
-                            "actual_length": len(items)}}])
+                    "type": PydanticCustomError(
+                        "too_long", "{actual_length} rows: a request takes at most "
+                        "{max_length} (send the rest in further requests)", ctx),
+                    "loc": (), "input": items}])
         return self.adapter.validate_json(body)
 
 

@@ -9,7 +9,7 @@ micro-batcher round trip and one `pydantic_core.to_json`. What clients see is un
 
 - the rows are validated by the same request model (each field checked by
   `validation.Rule`), and a bad one is a 400 with the body BentoML wrote,
-  `{"error": "N validation error for Row", "detail": [pydantic's errors, no input values]}`;
+  `{"error": "N validation error(s) for Row", "detail": [pydantic's errors, no input values]}`;
 - the answer is `Prediction` (`schema.response_model`) as JSON; a model that raises is a
   500 `{"error": ...}` showing no internals, with its traceback logged at ERROR;
 - BentoML's middleware still wraps these routes (request metrics, tracing, timeout), and
@@ -65,10 +65,12 @@ async def reply(send: Any, status: int, body: bytes, headers: list | None = None
 
 
 def invalid(exc: ValidationError) -> bytes:
-    """The 400 body for a request pydantic refused, as BentoML wrote it."""
+    """The 400 body for a request pydantic refused, as BentoML wrote it, in pydantic's own
+    words ("2 validation errors for Row") and without its documentation links."""
+    n = exc.error_count()
     return pydantic_core.to_json({
-        "error": f"{exc.error_count()} validation error for {exc.title}",
-        "detail": exc.errors(include_context=False, include_input=False)})
+        "error": f"{n} validation error{'s' if n != 1 else ''} for {exc.title}",
+        "detail": exc.errors(include_url=False, include_context=False, include_input=False)})
 
 
 class PredictionRoutes:

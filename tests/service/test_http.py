@@ -180,8 +180,13 @@ def test_bad_rows_are_4xx_naming_the_field(server, model, case, path, change, fi
     status, _, body = post(server, path, row)
     assert status == 400, body
     assert field in {str(loc) for e in body["detail"] for loc in e["loc"]}
+    assert body["error"] == "1 validation error for Row"
+    assert all(set(e) == {"type", "loc", "msg"} for e in body["detail"]), body
     status, _, body = post(server, "/predict_batch", [example_row(info.schema), row])
     assert status == 400 and [1, field] in [e["loc"][:2] for e in body["detail"]]
+    both = {**row, **({"Temperature": "warm"} if field != "Temperature" else {"WorkDay": 7})}
+    status, _, body = post(server, "/predict", both)
+    assert status == 400 and body["error"] == "2 validation errors for Row", body
 
 
 @pytest.mark.parametrize(
@@ -207,3 +212,5 @@ def test_batch_over_the_maximum_is_rejected(server, model):
     status, _, body = post(server, "/predict_batch", [example_row(info.schema)] * 1001)
     assert status == 400
     assert body["detail"][0]["type"] == "too_long"
+    assert body["detail"][0]["msg"] == "1001 rows: a request takes at most 1000 (send the " \
+        "rest in further requests)"
