@@ -351,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="serve a stored model over HTTP with BentoML",
         description="Run `bentoml serve` for one stored model version: POST /predict, "
-        "POST /predict_batch, GET /metadata, /livez, /readyz, /metrics, /docs.json.")
+        "POST /predict_batch, the Open Inference Protocol (V2) under /v2, GET /metadata, /livez, "
+        "/readyz, /metrics, /docs.json.")
     serve.add_argument("--model", default=os.environ.get("SKSERVE_MODEL", "demand:latest"),
                        help="model tag name:version (env SKSERVE_MODEL; default demand:latest)")
     serve.add_argument("--host", default=os.environ.get("SKSERVE_HOST", "127.0.0.1"),

@@ -349,7 +349,7 @@ def run_job(opts: RunOptions, say: Callable[[str], None] | None = None) -> dict[
     t_plan = time.perf_counter()
     if totals.resumed:
         say(f"resuming: {totals.resumed} of {len(mine)} mini-batches already done")
-    say(f"scoring {rows_total:,} rows ({len(mine)} mini-batches of up to "
+    say(f"scoring {rows_total:,} rows ({len(mine)} mini-batch(es) of up to "
         f"{opts.mini_batch_size:,}) from {len(files)} file(s) with {info.tag}, "
         f"concurrency {opts.max_concurrency_per_instance}"
         + (f", shard {opts.instance_index + 1}/{opts.instance_count}"
