@@ -142,8 +142,9 @@ def register(subparsers: Any) -> None:
                         help="requests (or predictions) a check needs (default 50)")
     checks.add_argument("--min-success-rate", type=float, default=0.99,
                         help="non-5xx share the new version must keep (default 0.99)")
-    checks.add_argument("--max-p95-ms", type=float, default=100.0,
-                        help="p95 limit, applied with --max-latency-ratio (default 100)")
+    checks.add_argument("--max-p95-ms", type=float, default=analysis.LATENCY_FLOOR_MS,
+                        help="p95 limit, applied with --max-latency-ratio (default "
+                        f"{analysis.LATENCY_FLOOR_MS:g})")
     checks.add_argument("--max-latency-ratio", type=float, default=2.0,
                         help="fail when p95 exceeds both --max-p95-ms and this × the live "
                         "version's p95 (default 2)")
