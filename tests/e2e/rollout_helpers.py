@@ -306,5 +306,7 @@ def skserve(*args: str, timeout: float = 600, check: bool = True,
 
 
 def status(ns: str, release: str) -> dict[str, Any]:
+    """`rollout status --json` with every event of the rollout (the default keeps 15: a
+    handover or the first step would drop out of a long rollout's list)."""
     return json.loads(skserve("rollout", "status", "-n", ns, "--release", release,
-                              "--json", timeout=60).stdout)
+                              "--json", "--events", "0", timeout=60).stdout)

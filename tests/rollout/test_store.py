@@ -108,3 +108,21 @@ def test_concurrent_processes_lose_no_update_and_only_one_holds_the_lease(tmp_pa
     winners = [o for o in outcomes if isinstance(o, tuple) and o[1]]
     assert len(winners) == 1
     assert json.loads((tmp_path / "demo.lease.json").read_text())["holder"] == winners[0][0]
+
+
+def test_status_document_gives_the_latest_events_or_all_of_this_rollouts(tmp_path):
+    """`rollout status --json` keeps 15 events by default; `--events 0` gives every event of
+    the current rollout (a handover early in a long rollout must stay visible) and none of
+    an earlier rollout's."""
+    from skserve.rollout.status import document
+
+    store = LocalStore(tmp_path)
+    store.event("r", {"at": 5.0, "reason": "Promoted"})  # an earlier rollout's
+    store.write("r", {"spec": {}, "state": {"started_at": 10.0}}, None)
+    for i in range(20):
+        store.event("r", {"at": 10.0 + i, "reason": "Paused", "controller": f"c{i // 10}"})
+    latest = document(store, "r")["events"]
+    assert [e["at"] for e in latest] == [15.0 + i for i in range(15)]
+    every = document(store, "r", events=0)["events"]
+    assert [e["at"] for e in every] == [10.0 + i for i in range(20)]
+    assert {e["controller"] for e in every} == {"c0", "c1"}

@@ -191,6 +191,9 @@ def register(subparsers: Any) -> None:
                             "ends or Ctrl-C); plain text or --json otherwise.")
     _target_args(status)
     status.add_argument("--once", action="store_true", help="print once, even on a terminal")
+    status.add_argument("--events", type=int, default=15, metavar="N",
+                        help="how many of the rollout's latest events --json gives "
+                        "(default 15; 0: all of them)")
     status.set_defaults(func=cmd_status)
     for name, what in (("promote", "skip the remaining steps (after promotion: scale the "
                                    "old slot down now)"),
@@ -653,7 +656,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     target = _target(args, need_stack=False)  # locally the record outlives `skserve down`
 
     def fetch() -> dict[str, Any]:
-        doc = document(target.store, target.release)
+        doc = document(target.store, target.release, events=max(args.events, 0))
         if doc.get("spec") is not None or not args.local:
             record = target.store.read(target.release)
             doc["effective_weights"] = target.live_weights(record.doc if record else None)

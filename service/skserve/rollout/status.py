@@ -15,6 +15,8 @@ from .store import StateStore
 
 
 def document(store: StateStore, release: str, events: int = 15) -> dict[str, Any]:
+    """The release's rollout record, lease holder and its latest `events` events (0: all of
+    this rollout's)."""
     record = store.read(release)
     if record is None:
         return {"release": release, "rollout": None}
@@ -22,7 +24,7 @@ def document(store: StateStore, release: str, events: int = 15) -> dict[str, Any
     mine = [e for e in store.events(release) if e.get("at", 0) >= since]
     return {"release": release, "version": record.version, "spec": record.doc["spec"],
             "state": record.doc["state"], "command": record.doc.get("command"),
-            "controller": store.lease_holder(release), "events": mine[-events:]}
+            "controller": store.lease_holder(release), "events": mine[-events:] if events else mine}
 
 
 def _steps(spec: RolloutSpec, st: RolloutState) -> list[tuple[str, str, str, str]]:
