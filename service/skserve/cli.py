@@ -400,7 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="list the models in the store with their task, "
-                            "family, main hold-out metric and origin")
+                            "family, main hold-out metric and origin",
+                            description="The models in the local store ($SKSERVE_MODEL_STORE, "
+                            "else $BENTOML_HOME/models): what `skserve serve`, `batch run` "
+                            "and `make image` accept as NAME:VERSION. METRIC is rmse for "
+                            "regressors and log loss for classifiers, on the hold-out for "
+                            "trained models and on the labelled --sample for imported ones "
+                            "('-' without one); ORIGIN is `trained` or the imported format.")
     models.add_argument("--json", action="store_true", help="print as JSON")
     models.set_defaults(func=cmd_models)
 
