@@ -209,7 +209,9 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         now = time.monotonic()
         if quiet and now - last_note[0] >= 10:
             last_note[0] = now
-            _say(f"  … {now - started:.0f}/{duration:.0f} s")
+            elapsed = now - started  # start-up and the stop count too: it may pass duration
+            _say(f"  … {elapsed:.0f}/{duration:.0f} s" if elapsed <= duration else
+                 f"  … {elapsed:.0f} s: the {duration:.0f} s are over; stopping the users")
 
     procs = ("1 process" if args.workers == 0 and args.role == "local" else
              f"master + {args.expect_workers if args.role == 'master' else args.workers} "
