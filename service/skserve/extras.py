@@ -33,6 +33,7 @@ PROVIDED_BY: dict[str, str] = {
     "matplotlib": "loadtest",
     "markdown_it": "loadtest",
     "kubernetes": "kube",
+    "httpx": "kube",
 }
 
 

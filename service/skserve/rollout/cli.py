@@ -618,6 +618,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     if args.local:
         raise InvalidInput("`skserve rollout controller` runs against a cluster release; "
                            "locally, `skserve rollout start --local` is the controller")
+    require("skserve rollout controller", *KUBE)
     from .kube_target import Cluster
 
     stopping: list[int] = []
