@@ -72,6 +72,11 @@ image-loadtest: venv ## build the load-test image the chart's load-test pods run
 	bash hack/image/build.sh --loadtest
 	bash hack/image/archive.sh --loadtest
 
+.PHONY: image-controller
+image-controller: venv ## build the in-cluster rollout controller's image (skserve[kube], no model)
+	bash hack/image/build.sh --controller
+	bash hack/image/archive.sh --controller
+
 .PHONY: image-haproxy
 image-haproxy: ## build the in-cluster HAProxy image (haproxy router) and its archive
 	bash hack/image/build-haproxy.sh --archive

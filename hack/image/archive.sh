@@ -4,6 +4,7 @@
 #
 #   hack/image/archive.sh [MODEL | --tag TAG] [--docker]   (--tag: an image built with build.sh --tag)
 #   hack/image/archive.sh --loadtest [--docker]   (the load-test image, build.sh --loadtest)
+#   hack/image/archive.sh --controller [--docker] (the rollout controller's, build.sh --controller)
 #
 # Always writes build/skserve-<tag>.oci.tar (podman save --format oci-archive, layers
 # gzipped); with --docker (or ARCHIVE_DOCKER=1) also build/skserve-<tag>.docker.tar
@@ -18,26 +19,28 @@ source "$here/lib.sh"
 
 model=demand:latest
 docker=${ARCHIVE_DOCKER:-0}
-loadtest=0
+job=""
 tag=""
 while (($#)); do
   case $1 in
     --docker) docker=1 ;;
-    --loadtest) loadtest=1 ;;
+    --loadtest) job=loadtest ;;
+    --controller) job=controller ;;
     --tag) tag=${2:?--tag needs a value}; shift ;;
-    -*) echo "usage: $0 [MODEL | --tag TAG | --loadtest] [--docker]" >&2; exit 2 ;;
+    -*) echo "usage: $0 [MODEL | --tag TAG | --loadtest | --controller] [--docker]" >&2
+        exit 2 ;;
     *) model=$1 ;;
   esac
   shift
 done
 PYTHON=${PYTHON:-$repo/.venv/bin/python}
 
-if ((loadtest)); then
+if [[ -n $job ]]; then
   version=$("$PYTHON" -c 'import sys, tomllib
 print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$repo/pyproject.toml")
-  image=$IMAGE_REPO-loadtest:$version
-  name=skserve-loadtest-$version
-  build_args=--loadtest
+  image=$IMAGE_REPO-$job:$version
+  name=skserve-$job-$version
+  build_args=--$job
 else
   if [[ -n $tag ]]; then
     model_tag=$tag  # the image built with build.sh --tag TAG

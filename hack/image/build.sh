@@ -2,7 +2,7 @@
 # Build the skserve serving image offline with podman, one model version baked in (or several).
 #
 #   hack/image/build.sh [--context-only] [--tag TAG] [--extras LIST] [MODEL...]
-#   hack/image/build.sh --loadtest
+#   hack/image/build.sh --loadtest | --controller
 #
 # MODEL is name:version, or name / name:latest resolved against the local model store
 # (BENTOML_HOME, SKSERVE_MODEL_STORE); default demand:latest. The image is
@@ -10,12 +10,13 @@
 # localhost/skserve:TAG. With several MODELs every one is in the image's store and the first
 # is served by default; SKSERVE_MODEL (the chart's slots.<name>.model) picks another, so one
 # image serves every version of a rollout test. --extras (default serve) names the skserve
-# extras installed: serve,kube also runs the in-cluster rollout controller (`skserve rollout
-# controller` needs the Kubernetes client). --context-only writes the build context
-# build/image-context/<tag> for hack/image/Dockerfile and stops (no podman, no wheel download).
-# --loadtest builds the load-test image instead, the same way but with `skserve[loadtest]`
-# and no model: localhost/skserve-loadtest:<skserve version>, what the chart's load-test pods
-# run by default.
+# extras installed. --context-only writes the build context build/image-context/<tag> for
+# hack/image/Dockerfile and stops (no podman, no wheel download).
+# A job's own image instead, the same way, with no model and skserve[<its extra>] only, named
+# localhost/skserve-<job>:<skserve version> (what the chart runs by default):
+#   --loadtest    the load-test pods (`skserve loadtest`: the loadtest extra);
+#   --controller  the in-cluster rollout controller (`skserve rollout controller`: the kube
+#                 extra, the Kubernetes client and httpx; no BentoML, no scikit-learn).
 #
 # Steps: host packages (podman, buildah, debootstrap, ...) → containers.conf fix → base image
 # localhost/skserve-base:bookworm from debootstrap (built once, kept in podman's storage) →
@@ -35,17 +36,18 @@ source "$here/lib.sh"
 
 models=()
 context_only=0
-loadtest=0
+job=""           # loadtest | controller: a job's image, no model
 tag=""
 extras=serve      # the image carries what `skserve serve` and `skserve batch run` need
 while (($#)); do
   case $1 in
     --context-only) context_only=1 ;;
-    --loadtest) loadtest=1 ;;
+    --loadtest) job=loadtest ;;
+    --controller) job=controller ;;
     --tag) tag=${2:?--tag needs a value}; shift ;;
     --extras) extras=${2:?--extras needs a value}; shift ;;
     -*) echo "usage: $0 [--context-only] [--tag TAG] [--extras LIST] [MODEL...] |" \
-          "$0 --loadtest" >&2; exit 2 ;;
+          "$0 --loadtest | --controller" >&2; exit 2 ;;
     *) models+=("$1") ;;
   esac
   shift
@@ -55,7 +57,10 @@ PYTHON=${PYTHON:-$repo/.venv/bin/python}
 base_image=${BASE_IMAGE:-localhost/skserve-base:bookworm}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 wheels=$repo/.cache/wheels/cp311-manylinux-x86_64
-((loadtest)) && extras=loadtest
+case $job in
+  loadtest) extras=loadtest; what="load test (skserve loadtest, Locust)" ;;
+  controller) extras=kube; what="rollout controller (skserve rollout controller)" ;;
+esac
 UV_FALLBACK=0.13.9  # uv for the build when the venv has none
 unset PIP_FIND_LINKS  # only our own wheel cache, whatever this machine's pip defaults say
 t0=$SECONDS
@@ -128,14 +133,14 @@ wheel_content_sha256() {
 ((context_only)) || { install_host_packages; ensure_containers_conf; }
 
 # --- the model: name[:latest] → a concrete version and its folder ---------------------------
-if ((loadtest)); then
+if [[ -n $job ]]; then
   model_tag=""
   skserve_version=$("$PYTHON" -c 'import sys, tomllib
 print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$repo/pyproject.toml")
-  image=$IMAGE_REPO-loadtest:$skserve_version
-  context=$repo/build/image-context/loadtest-$skserve_version
-  description="skserve $skserve_version load test (skserve loadtest, Locust)"
-  log "load-test image $image"
+  image=$IMAGE_REPO-$job:$skserve_version
+  context=$repo/build/image-context/$job-$skserve_version
+  description="skserve $skserve_version $what"
+  log "$job image $image (skserve[$extras])"
   model_tags=()
 else
   model_tags=()
@@ -181,7 +186,7 @@ wheel=$(ls "$context/dist"/skserve-*.whl)
 uv_pin=$(grep -iE '^uv==' "$context/constraints.txt" || echo "uv==$UV_FALLBACK")
 
 # The models, laid out as a BentoML store, readable by everyone, writable by none; `latest`
-# of each name is the first of that name given (the load-test image's store is empty).
+# of each name is the first of that name given (a job image's store is empty).
 for i in "${!model_tags[@]}"; do
   name=${model_tags[$i]%%:*}
   version=${model_tags[$i]#*:}

@@ -1,6 +1,7 @@
 """`image.digest` pins every serving image the release can run: serving pods, the batch Job
-template and the `helm test` pod; the load test runs its own image (the serving images carry
-no Locust), pinned by `loadtest.image.digest`. A digest wins over every tag."""
+template and the `helm test` pod; the load test and the rollout controller run their own
+images (the serving images carry neither Locust nor the Kubernetes client), pinned by their
+own `image.digest`. A digest wins over every tag."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from chart_helpers import CHART, batch_job, case_sets, render, run_helm
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 OTHER = "sha256:" + "fedcba9876543210" * 4
-EVERYTHING = (*case_sets("canary", "gatewayAPI", True, True, True), "loadtest.enabled=true")
+EVERYTHING = (*case_sets("canary", "gatewayAPI", True, True, True), "loadtest.enabled=true",
+              "rolloutController.deployment.enabled=true",
+              "rolloutController.deployment.prometheusUrl=http://prometheus:9090")
+JOBS = {"loadtest": "loadtest", "controller": "rolloutController.deployment"}
+
+
+def is_job(what: str) -> bool:
+    return "loadtest" in what or "rollout" in what
 
 
 def images(objs: list[dict]) -> dict[str, str]:
@@ -24,27 +32,30 @@ def images(objs: list[dict]) -> dict[str, str]:
 
 def test_without_a_digest_every_image_is_tagged() -> None:
     found = images(render(*EVERYTHING))
-    assert len(found) == 6  # 2 slots, the batch Job, the test pod, load test master and worker
+    assert len(found) == 7  # 2 slots, the batch Job, the test pod, load test master and
+    # worker, the rollout controller
     assert all("@" not in i and ":" in i for i in found.values()), found
 
 
 def test_a_digest_pins_every_serving_image_in_the_release() -> None:
     found = images(render(*EVERYTHING, f"image.digest={DIGEST}",
                           "slotDefaults.image.tag=ignored-tag"))
-    serving = {k: v for k, v in found.items() if "loadtest" not in k}
+    serving = {k: v for k, v in found.items() if not is_job(k)}
     assert set(serving.values()) == {f"localhost/skserve@{DIGEST}"}, found
 
 
-def test_the_load_test_runs_its_own_image_by_default() -> None:
-    """`hack/image/build.sh --loadtest` builds localhost/skserve-loadtest:<skserve version>,
-    the chart's appVersion."""
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_jobs_run_their_own_image_by_default(job: str) -> None:
+    """`hack/image/build.sh --<job>` builds localhost/skserve-<job>:<skserve version>, the
+    chart's appVersion; the job's own digest pins it."""
     app_version = (CHART / "Chart.yaml").read_text().split("appVersion:")[1].split()[0]
+    mine = {"loadtest": "loadtest", "controller": "rollout"}[job]
     found = images(render(*EVERYTHING))
-    loadtest = {v for k, v in found.items() if "loadtest" in k}
-    assert loadtest == {f"localhost/skserve-loadtest:{app_version.strip(chr(34))}"}, found
-    pinned = images(render(*EVERYTHING, f"loadtest.image.digest={DIGEST}"))
-    assert {v for k, v in pinned.items() if "loadtest" in k} == {
-        f"localhost/skserve-loadtest@{DIGEST}"}
+    assert {v for k, v in found.items() if mine in k} == {
+        f"localhost/skserve-{job}:{app_version.strip(chr(34))}"}, found
+    pinned = images(render(*EVERYTHING, f"{JOBS[job]}.image.digest={DIGEST}",
+                           f"{JOBS[job]}.image.repository=registry.example/{job}"))
+    assert {v for k, v in pinned.items() if mine in k} == {f"registry.example/{job}@{DIGEST}"}
 
 
 def test_a_slot_digest_wins_for_that_slot_and_what_follows_it() -> None:
@@ -55,7 +66,7 @@ def test_a_slot_digest_wins_for_that_slot_and_what_follows_it() -> None:
     assert found["Deployment/r1-skserve-green server"] == f"localhost/skserve@{OTHER}"
     assert found["batch job.yaml batch"] == f"localhost/skserve@{OTHER}"
     others = {k: v for k, v in found.items()
-              if "green" not in k and "batch job" not in k and "loadtest" not in k}
+              if "green" not in k and "batch job" not in k and not is_job(k)}
     assert set(others.values()) == {f"localhost/skserve@{DIGEST}"}, others
 
 

@@ -3,8 +3,9 @@
 - `train_versions()`: a live model, a good retrain and the three bad ones (tests/badmodels.py)
   in the test's model store.
 - `build_images(tags)`: ONE serving image carrying every version (`SKSERVE_MODEL` picks one,
-  so a rollout only changes the slot's model), and the HAProxy image; both archived and
-  imported into the cluster's containerd. Both builds are cached (podman layers, the wheel
+  so a rollout only changes the slot's model), the rollout controller's own image (the
+  chart's default for the in-cluster controller) and the HAProxy image; all archived and
+  imported into the cluster's containerd. The builds are cached (podman layers, the wheel
   and .deb caches): a second run rebuilds only the model layer.
 - `HostPrometheus`: Debian's Prometheus on the host, scraping the release's pods by their IPs
   over the skserve0 bridge, with k8s/monitoring/prometheus-scrape.yaml's relabelling; it
@@ -44,6 +45,7 @@ BRIDGE_IP = "10.244.0.1"  # the local cluster's node address (hack/cluster/lib.s
 SERVING_TAG = "rollout-e2e"
 SERVING_IMAGE = f"localhost/skserve:{SERVING_TAG}"
 HAPROXY_IMAGE = "localhost/skserve-haproxy:2.6"
+CONTROLLER = "controller"  # build.sh --controller: localhost/skserve-controller:<version>
 GATEWAY_API = "sigs.k8s.io/gateway-api@v1.7.0"
 
 
@@ -65,19 +67,22 @@ def train_versions() -> dict[str, str]:
 
 
 def build_images(tags: list[str]) -> dict[str, float]:
-    """Build, archive and import both images; seconds per step."""
+    """Build, archive and import the three images; seconds per step."""
     env = dict(os.environ)
     took: dict[str, float] = {}
-    t0 = time.monotonic()
-    # serve,kube: the image is also the in-cluster controller's (`skserve rollout controller`)
-    h.run(["bash", "hack/image/build.sh", "--tag", SERVING_TAG, "--extras", "serve,kube",
-           *tags], timeout=900, env=env)
-    took["serving_build_s"] = time.monotonic() - t0
-    t0 = time.monotonic()
-    archive = h.run(["bash", "hack/image/archive.sh", "--tag", SERVING_TAG], timeout=600,
-                    env=env).stdout.split()[-1]
-    h.run([h.ctr_bin(), "images", "import", archive], timeout=600)
-    took["serving_archive_import_s"] = time.monotonic() - t0
+    built = []
+    for what, build, archive in (
+            ("serving", ["--tag", SERVING_TAG, *tags], ["--tag", SERVING_TAG]),
+            (CONTROLLER, [f"--{CONTROLLER}"], [f"--{CONTROLLER}"])):
+        t0 = time.monotonic()
+        built.append(h.run(["bash", "hack/image/build.sh", *build], timeout=900,
+                           env=env).stdout.split()[-1])
+        took[f"{what}_build_s"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        path = h.run(["bash", "hack/image/archive.sh", *archive], timeout=600,
+                     env=env).stdout.split()[-1]
+        h.run([h.ctr_bin(), "images", "import", path], timeout=600)
+        took[f"{what}_archive_import_s"] = time.monotonic() - t0
     t0 = time.monotonic()
     out = h.run(["bash", "hack/image/build-haproxy.sh", "--archive"], timeout=900,
                 env=env).stdout.split()
@@ -86,7 +91,7 @@ def build_images(tags: list[str]) -> dict[str, float]:
     h.run([h.ctr_bin(), "images", "import", out[-1]], timeout=300)
     took["haproxy_import_s"] = time.monotonic() - t0
     listed = h.run([h.ctr_bin(), "images", "ls", "-q"], timeout=60).stdout.split()
-    for ref in (SERVING_IMAGE, HAPROXY_IMAGE):
+    for ref in (*built, HAPROXY_IMAGE):
         assert any(x in (ref, f"docker.io/{ref}") for x in listed), (ref, listed)
     return {k: round(v, 1) for k, v in took.items()}
 

@@ -299,6 +299,27 @@ def test_the_load_test_image_runs_locust_against_the_serving_image(
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+def test_the_controller_image_carries_the_kubernetes_client_and_no_model_stack() -> None:
+    """`build.sh --controller` (the chart's default for the in-cluster rollout controller:
+    `skserve[kube]`, no model) has the Kubernetes client and httpx and none of BentoML,
+    scikit-learn, pandas or pyarrow; `skserve rollout controller` starts read-only and
+    non-root and gets as far as the (absent) cluster configuration: one line, exit 5. The
+    e2e rollout suite runs it in the cluster."""
+    out = _run(["bash", "hack/image/build.sh", "--controller"],
+               env={**os.environ, "PYTHON": sys.executable}, timeout=1500)
+    image = out.stdout.strip().splitlines()[-1]
+    assert image.startswith("localhost/skserve-controller:")
+    probe = ("import importlib.util as u; print([m for m in ('kubernetes', 'httpx', 'bentoml', "
+             "'sklearn', 'pandas', 'pyarrow', 'locust') if u.find_spec(m)])")
+    found = _run([*RUN_READ_ONLY, "--entrypoint", "python3", image, "-I", "-c", probe]).stdout
+    assert found.strip() == "['kubernetes', 'httpx']", found
+    proc = _run([*RUN_READ_ONLY, image, "rollout", "controller", "-n", "ns", "--release", "r",
+                 "--prometheus", "http://127.0.0.1:9"], check=False)
+    assert proc.returncode == 5, proc.stderr
+    assert "no Kubernetes configuration" in proc.stderr, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
 def test_archive_is_a_valid_oci_archive(built: Built) -> None:
     path = Path(_run(["bash", "hack/image/archive.sh", MODEL_TAG],
                      env={**os.environ, "PYTHON": sys.executable}).stdout.split()[0])

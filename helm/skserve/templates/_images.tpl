@@ -20,13 +20,14 @@ Call with (dict "root" $ "slot" $name).
 {{- end }}
 
 {{/*
-The load test's image, its own (the serving images carry no Locust): loadtest.image, the
-repository defaulting to <image.repository>-loadtest and the tag to the chart's appVersion
-(built by `hack/image/build.sh --loadtest`); a digest wins over the tag.
+A job's own image (the serving images carry neither Locust nor the Kubernetes client): the
+given image map, the repository defaulting to <image.repository>-<job> and the tag to the
+chart's appVersion (built by `hack/image/build.sh --<job>`); a digest wins over the tag.
+Call with (dict "root" $ "job" "loadtest" "image" .Values.loadtest.image).
 */}}
-{{- define "skserve.loadtestImage" -}}
-{{- $lt := .Values.loadtest.image }}
-{{- include "skserve.imageRef" (dict "repository" ($lt.repository | default (printf "%s-loadtest" .Values.image.repository)) "tag" ($lt.tag | default .Chart.AppVersion) "digest" $lt.digest) }}
+{{- define "skserve.jobImage" -}}
+{{- $i := .image }}
+{{- include "skserve.imageRef" (dict "repository" ($i.repository | default (printf "%s-%s" .root.Values.image.repository .job)) "tag" ($i.tag | default .root.Chart.AppVersion) "digest" $i.digest) }}
 {{- end }}
 
 {{/*
