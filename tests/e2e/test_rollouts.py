@@ -272,8 +272,12 @@ def test_a_good_version_is_promoted_through_a_killed_controller_and_a_helm_upgra
     said: list[str] = []
     reader = threading.Thread(target=lambda: said.extend(follower.stderr), daemon=True)
     reader.start()
-    h.wait_for("the second controller to follow", lambda: any("following it" in x for x in said),
-               timeout=60, interval=0.5)
+    try:
+        h.wait_for("the second controller to follow",
+                   lambda: any("following it" in x for x in said), timeout=60, interval=0.5)
+    except TimeoutError as exc:
+        follower.kill()
+        raise AssertionError(f"{exc}; it said: {''.join(said)[-3000:]}") from None
     # kill the acting controller: the standby resumes
     holder = rh.status(ns, RELEASE)["controller"]
     acting = next(p for p in controller_pods(ns) if holder and holder.startswith(p))
