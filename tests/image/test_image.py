@@ -10,6 +10,7 @@ Skipped only when podman is absent and cannot be installed (not root, or no apt-
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import os
@@ -275,22 +276,31 @@ def test_the_image_is_lean(built: Built) -> None:
     assert size <= SIZE_BUDGET_MB * 1e6, f"{size / 1e6:.0f} MB > {SIZE_BUDGET_MB} MB"
 
 
+JOB_PROBE = ("kubernetes", "httpx", "locust", "bentoml", "sklearn", "pandas", "pyarrow")
+
+
+def _job_image(job: str) -> tuple[str, list[str]]:
+    """Build a job's image (`build.sh --<job>`): its reference and which of JOB_PROBE it can
+    import."""
+    out = _run(["bash", "hack/image/build.sh", f"--{job}"],
+               env={**os.environ, "PYTHON": sys.executable}, timeout=1500)
+    image = out.stdout.strip().splitlines()[-1]
+    assert image.startswith(f"localhost/skserve-{job}:"), image
+    probe = f"import importlib.util as u; print([m for m in {JOB_PROBE!r} if u.find_spec(m)])"
+    # -I: the working directory /home/app holds BENTOML_HOME's `bentoml` folder, which
+    # find_spec would take for a namespace package
+    found = _run([*RUN_READ_ONLY, "--entrypoint", "python3", image, "-I", "-c", probe]).stdout
+    return image, ast.literal_eval(found.strip())
+
+
 def test_the_load_test_image_runs_locust_against_the_serving_image(
         container: tuple[str, str]) -> None:
     """`build.sh --loadtest` (the chart's load-test pods' image: `skserve[loadtest]`, no
     model, no BentoML) runs a real `skserve loadtest` master and worker against the serving
     container, read-only and non-root like the chart runs it, with zero failures."""
     _, url = container
-    out = _run(["bash", "hack/image/build.sh", "--loadtest"],
-               env={**os.environ, "PYTHON": sys.executable}, timeout=1500)
-    image = out.stdout.strip().splitlines()[-1]
-    assert image.startswith("localhost/skserve-loadtest:")
-    probe = ("import importlib.util as u; print([m for m in ('locust', 'bentoml', 'sklearn', "
-             "'pyarrow', 'kubernetes') if u.find_spec(m)])")
-    # -I: the working directory /home/app holds BENTOML_HOME's `bentoml` folder, which
-    # find_spec would take for a namespace package
-    found = _run([*RUN_READ_ONLY, "--entrypoint", "python3", image, "-I", "-c", probe]).stdout
-    assert found.strip() == "['locust']", found
+    image, found = _job_image("loadtest")
+    assert found == ["locust"], found
     proc = _run([*RUN_READ_ONLY[:3], "--network=host", *RUN_READ_ONLY[4:], "--env",
                  "HOME=/tmp", "--env", "MPLCONFIGDIR=/tmp/matplotlib", image, "loadtest",
                  "--host", url, "--users", "2", "--duration", "4s", "--workers", "1",
@@ -305,14 +315,8 @@ def test_the_controller_image_carries_the_kubernetes_client_and_no_model_stack()
     scikit-learn, pandas or pyarrow; `skserve rollout controller` starts read-only and
     non-root and gets as far as the (absent) cluster configuration: one line, exit 5. The
     e2e rollout suite runs it in the cluster."""
-    out = _run(["bash", "hack/image/build.sh", "--controller"],
-               env={**os.environ, "PYTHON": sys.executable}, timeout=1500)
-    image = out.stdout.strip().splitlines()[-1]
-    assert image.startswith("localhost/skserve-controller:")
-    probe = ("import importlib.util as u; print([m for m in ('kubernetes', 'httpx', 'bentoml', "
-             "'sklearn', 'pandas', 'pyarrow', 'locust') if u.find_spec(m)])")
-    found = _run([*RUN_READ_ONLY, "--entrypoint", "python3", image, "-I", "-c", probe]).stdout
-    assert found.strip() == "['kubernetes', 'httpx']", found
+    image, found = _job_image("controller")
+    assert found == ["kubernetes", "httpx"], found
     proc = _run([*RUN_READ_ONLY, image, "rollout", "controller", "-n", "ns", "--release", "r",
                  "--prometheus", "http://127.0.0.1:9"], check=False)
     assert proc.returncode == 5, proc.stderr
