@@ -19,6 +19,7 @@ from . import __version__, recycling
 from .console import print_table, say, set_thread_env, stderr_console
 from .errors import InvalidInput, ModelNotFound, SkserveError
 from .extras import SERVE, require
+from .importguard import PYARROW_ENV
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -179,6 +180,7 @@ def serve_env(args: argparse.Namespace) -> dict[str, str]:
     env[recycling.AGE_ENV] = f"{args.max_connection_age:g}"
     env[recycling.REQUESTS_ENV] = str(args.max_connection_requests)
     env["SKSERVE_ACCESS_LOG"] = "1" if args.access_log else ""
+    env[PYARROW_ENV] = "1" if args.pyarrow else ""
     env["SKSERVE_LOG_FORMAT"] = args.log_format
     env["SKSERVE_LOG_LEVEL"] = args.log_level
     return env
@@ -388,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
                        f"{recycling.REQUESTS_ENV}; default {recycling.DEFAULT_MAX_REQUESTS})")
     serve.add_argument("--access-log", action="store_true",
                        help="log every request (costs about 1.5 ms CPU per request)")
+    serve.add_argument("--pyarrow", action="store_true",
+                       default=os.environ.get(PYARROW_ENV) == "1",
+                       help="let pandas import pyarrow in the workers, for a model whose "
+                       "pickle needs it (default: kept out, which saves each worker about 60 "
+                       f"MB; batch scoring is not affected; env {PYARROW_ENV}=1)")
     serve.add_argument("--log-format", choices=("auto", "json", "text"),
                        default=os.environ.get("SKSERVE_LOG_FORMAT", "auto"),
                        help="json: one JSON object per line (for log pipelines); text: "

@@ -16,7 +16,7 @@ from typing import Any
 
 import bentoml
 
-from . import __version__, logs, rest, store, v2
+from . import __version__, importguard, logs, rest, store, v2
 from .batching import MicroBatcher
 from .edge import EdgeMiddleware, RowsValidator, default_max_body_bytes
 from .errors import InvalidInput
@@ -34,6 +34,9 @@ from .schema import (
 )
 
 logs.configure()  # after BentoML's own logging set-up, which ran before this import
+# Before the model's unpickling imports pandas (nothing above does): in a serving worker
+# pandas then runs without pyarrow, which serving never uses (skserve.importguard).
+importguard.keep_pyarrow_out_of_worker()
 
 MAX_BATCH_ROWS = int(os.environ.get("SKSERVE_MAX_BATCH_ROWS", "1000"))
 WORKERS = int(os.environ.get("SKSERVE_WORKERS", "2"))
@@ -133,7 +136,13 @@ class SKServe:
     """Online predictions for one stored model version."""
 
     def __init__(self) -> None:
-        self.pipeline, self.info = store.load(INFO.tag)
+        try:
+            self.pipeline, self.info = store.load(INFO.tag)
+        except ImportError as exc:
+            if not importguard.kept_out(exc):
+                raise
+            raise InvalidInput(f"model {INFO.tag} needs pyarrow to load: {importguard.WHY}") \
+                from None
         TASK.check(self.pipeline)
         self.version = self.info.tag
         self.metrics = ServiceMetrics(self.info, SCHEMA, TASK)

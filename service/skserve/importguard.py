@@ -1,0 +1,57 @@
+"""Keeping pyarrow out of the serving workers, where nothing uses it.
+
+pandas imports pyarrow whenever it is installed (`pandas.compat.pyarrow`), and the `serve`
+extra installs it because batch scoring reads and writes Parquet with it. A serving worker
+never needs it: rows arrive as JSON and become a NumPy-backed DataFrame. Yet the import
+costs every worker about 60 MB of resident memory and a quarter of a second of start-up
+(BENCHMARKS.md, "Start-up and memory"). So a worker of `skserve serve` refuses the import
+before pandas is loaded, and pandas runs as it does wherever pyarrow is not installed
+(`pandas.compat.HAS_PYARROW` is False; string columns are NumPy object columns either way
+in pandas 2).
+
+Only a BentoML serving worker does this (`bentoml.server_context.worker_index` is set), and
+not when `SKSERVE_WORKER_PYARROW=1` (`skserve serve --pyarrow`): batch scoring, training,
+the BentoML supervisor and any other process import pyarrow as usual. A model whose pickle
+holds pyarrow objects (a pandas `ArrowDtype`, say) fails to load in a worker with an error
+that names the switch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+PYARROW_ENV = "SKSERVE_WORKER_PYARROW"
+KEPT_OUT = "pyarrow"
+WHY = ("pyarrow is kept out of skserve's serving workers, which never use it; serve a model "
+       f"that needs it with `skserve serve --pyarrow` ({PYARROW_ENV}=1)")
+
+
+def keep_out(name: str) -> bool:
+    """Make `import name` (and of its submodules) fail in this process from now on, as if
+    it were not installed: `sys.modules[name] = None`, Python's documented way (the import
+    raises ModuleNotFoundError, an ImportError, which optional imports such as pandas'
+    catch; `importlib.util.find_spec` answers None).
+
+    Does nothing and returns False if `name` is already imported: refusing it after the fact
+    would leave half a library behind."""
+    if sys.modules.get(name, None) is not None:
+        return False
+    sys.modules[name] = None  # type: ignore[assignment]
+    return True
+
+
+def kept_out(exc: ImportError) -> bool:
+    """Whether `exc` is the refusal of an import of pyarrow or of one of its submodules."""
+    return exc.name == KEPT_OUT and sys.modules.get(KEPT_OUT, KEPT_OUT) is None
+
+
+def keep_pyarrow_out_of_worker(env: Mapping[str, str] = os.environ) -> bool:
+    """In a BentoML serving worker, unless `SKSERVE_WORKER_PYARROW` is 1, keep pyarrow out
+    (call before anything imports pandas). Returns whether pyarrow is now kept out."""
+    from bentoml import server_context
+
+    if server_context.worker_index is None or env.get(PYARROW_ENV) == "1":
+        return False
+    return keep_out(KEPT_OUT)
