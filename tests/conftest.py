@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +85,8 @@ class Server:
     log: Path  # the server's stderr: its log lines
 
 
-def start_server(model: str, workers: int = 1, extra_env: dict | None = None) -> Server:
+def start_server(model: str, workers: int = 1, extra_env: dict | None = None,
+                 args: Sequence[str] = ()) -> Server:
     """`skserve serve` on a free port; its logs go to a file (a pipe nobody reads would fill
     up and block the server)."""
     port = free_port()
@@ -93,7 +94,8 @@ def start_server(model: str, workers: int = 1, extra_env: dict | None = None) ->
     log = Path(tempfile.mkdtemp(prefix="skserve-test-server-")) / "server.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen(
-            [SKSERVE, "serve", "--model", model, "--port", str(port), "--workers", str(workers)],
+            [SKSERVE, "serve", "--model", model, "--port", str(port), "--workers", str(workers),
+             *args],
             env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
         )
     url = f"http://127.0.0.1:{port}"

@@ -18,9 +18,11 @@ that names the switch.
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 PYARROW_ENV = "SKSERVE_WORKER_PYARROW"
 KEPT_OUT = "pyarrow"
@@ -28,23 +30,39 @@ WHY = ("pyarrow is kept out of skserve's serving workers, which never use it; se
        f"that needs it with `skserve serve --pyarrow` ({PYARROW_ENV}=1)")
 
 
-def keep_out(name: str) -> bool:
-    """Make `import name` (and of its submodules) fail in this process from now on, as if
-    it were not installed: `sys.modules[name] = None`, Python's documented way (the import
-    raises ModuleNotFoundError, an ImportError, which optional imports such as pandas'
-    catch; `importlib.util.find_spec` answers None).
+class KeepOut(importlib.abc.MetaPathFinder):
+    """First on `sys.meta_path`: refuses `name` and its submodules with ModuleNotFoundError
+    (an ImportError, which optional imports such as pandas' catch). The name stays out of
+    `sys.modules`, which is where scikit-learn and narwhals look for pyarrow; a `None` put
+    there instead (Python's other way to block an import) made scikit-learn's
+    `is_pyarrow_data` fail on every call."""
 
-    Does nothing and returns False if `name` is already imported: refusing it after the fact
-    would leave half a library behind."""
-    if sys.modules.get(name, None) is not None:
+    def __init__(self, name: str, why: str) -> None:
+        self.name = name
+        self.why = why
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname.partition(".")[0] == self.name:
+            raise ModuleNotFoundError(f"No module named {fullname!r}: {self.why}",
+                                      name=fullname)
+        return None
+
+
+def keep_out(name: str, why: str = WHY) -> bool:
+    """Refuse every later import of the top-level package `name` (and of its submodules) in
+    this process. Does nothing and returns False if `name` is already imported: refusing it
+    after the fact would leave half a library behind."""
+    if name in sys.modules:
         return False
-    sys.modules[name] = None  # type: ignore[assignment]
+    if not any(isinstance(f, KeepOut) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, KeepOut(name, why))
     return True
 
 
 def kept_out(exc: ImportError) -> bool:
     """Whether `exc` is the refusal of an import of pyarrow or of one of its submodules."""
-    return exc.name == KEPT_OUT and sys.modules.get(KEPT_OUT, KEPT_OUT) is None
+    return (exc.name or "").partition(".")[0] == KEPT_OUT and any(
+        isinstance(f, KeepOut) and f.name == KEPT_OUT for f in sys.meta_path)
 
 
 def keep_pyarrow_out_of_worker(env: Mapping[str, str] = os.environ) -> bool:
