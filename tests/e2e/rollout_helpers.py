@@ -253,9 +253,14 @@ class Locust:
 
         h.wait_for("the load test to get answers", ok, timeout=timeout, interval=1)
 
-    def window(self, t0: float, t1: float) -> tuple[int, int]:
-        """(requests, failures) between epoch seconds t0 and t1 (to the second)."""
+    def window(self, t0: float, t1: float, wait_s: float = 30) -> tuple[int, int]:
+        """(requests, failures) between epoch seconds t0 and t1 (to the second), once the
+        history has reached t1 (a window read early would miss its last seconds)."""
+        deadline = time.monotonic() + wait_s
         rows = self.history()
+        while (not rows or rows[-1][0] < t1 + 1) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            rows = self.history()
         before = [r for r in rows if r[0] <= t0] or [(t0, 0, 0)]
         upto = [r for r in rows if r[0] <= t1 + 1] or before
         return upto[-1][1] - before[-1][1], upto[-1][2] - before[-1][2]

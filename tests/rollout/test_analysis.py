@@ -305,3 +305,6 @@ def test_smoke_check():
     failed = an.smoke_check(20, 3, "HTTP 500")
     assert failed.verdict == "fail" and "3 of 20" in failed.detail
     assert an.smoke_check(0, 0).verdict == "inconclusive"
+    pre = an.smoke_check(50, 1, "HTTP 500", name="pre-traffic")
+    assert (pre.name, pre.kind, pre.verdict) == ("pre-traffic", "smoke", "fail")
+    assert pre.detail.startswith("pre-traffic: 1 of 50 requests failed")

@@ -239,13 +239,17 @@ def test_class_mix_promql_counts_the_classes_a_classifier_answered(classifier_st
         {c: answered[c] / len(answers) for c in verdict.numbers["canary_shares"]}, abs=0.05)
 
 
-@pytest.mark.parametrize("bad,check", [("failing", {"success-rate"}),
-                                       ("slow", {"latency-p95"}),
-                                       ("shifted", {"prediction-shift", "prediction-psi"})])
-def test_a_bad_canary_is_rolled_back_by_the_check_that_fits_it(stack, versions, bad, check):
+@pytest.mark.parametrize("bad,more,check", [
+    ("failing", (), {"pre-traffic"}),
+    # the live success-rate check, for what the pre-traffic check lets through
+    ("failing", ("--pre-traffic", "0"), {"success-rate"}),
+    ("slow", (), {"latency-p95"}),
+    ("shifted", (), {"prediction-shift", "prediction-psi"})])
+def test_a_bad_canary_is_rolled_back_by_the_check_that_fits_it(stack, versions, bad, more,
+                                                               check):
     with Load(stack["url"], rows_for(versions["live"])) as load:
         time.sleep(1)
-        proc, t0, t1 = rollout(stack, "start", "--to", versions[bad], *FAST)
+        proc, t0, t1 = rollout(stack, "start", "--to", versions[bad], *FAST, *more)
         time.sleep(0.5)
     assert proc.returncode == 4, proc.stderr  # RolloutFailed
     doc = status(stack)
@@ -263,7 +267,15 @@ def test_a_bad_canary_is_rolled_back_by_the_check_that_fits_it(stack, versions, 
     assert "green" not in json.loads((stack["root"] / "stack.json").read_text())["slots"]
     events = [json.loads(line)["reason"] for line in
               (stack["root"] / "rollouts" / "local.events.jsonl").read_text().splitlines()]
-    assert "AnalysisFailed" in events and "RollingBack" in events
+    assert "RollingBack" in events
+    if check == {"pre-traffic"}:  # caught before any user request reached it
+        assert "PreTrafficFailed" in events and failed == 0
+        assert versions[bad] not in {v for *_, v in window}
+        assert doc["state"]["analyses"][0]["checks"][0]["samples"] == 50  # the default
+    else:
+        assert "AnalysisFailed" in events
+        pre = [a for a in doc["state"]["analyses"] if a["step"] == -1]
+        assert [a["verdict"] for a in pre] == ([] if more else ["pass"])
 
 
 def test_a_good_canary_is_promoted_even_through_a_kill_9(stack, versions):

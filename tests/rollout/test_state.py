@@ -15,6 +15,7 @@ from skserve.rollout.state import (
     Deploy,
     Done,
     Finalize,
+    PreTraffic,
     RolloutSpec,
     RolloutState,
     ScaleDown,
@@ -41,10 +42,11 @@ def blue_green(**kw) -> RolloutSpec:
     return canary(strategy=sm.BLUE_GREEN, steps=sm.blue_green_steps(20, smoke=15), **kw)
 
 
-def drive(spec, verdicts, st=None, now=0.0, commands=None, roundtrip=False, limit=200):
+def drive(spec, verdicts, st=None, now=0.0, commands=None, roundtrip=False, limit=200,
+          pre_traffic=PASS):
     """Run the machine like the controller does: carry out each action (time passes to the
-    end of a Wait), answer each Analyse with the next verdict (the last one repeats).
-    Returns the actions and the final state."""
+    end of a Wait), answer each Analyse with the next verdict (the last one repeats) and
+    each PreTraffic with `pre_traffic`. Returns the actions and the final state."""
     st = st or RolloutState()
     commands = dict(commands or {})
     actions, verdict, i = [], None, 0
@@ -60,6 +62,8 @@ def drive(spec, verdicts, st=None, now=0.0, commands=None, roundtrip=False, limi
         if isinstance(t.action, Analyse):
             verdict = verdicts[min(i, len(verdicts) - 1)]
             i += 1
+        if isinstance(t.action, PreTraffic):
+            verdict = pre_traffic
         if isinstance(t.action, Wait):
             now = max(now + 0.001, t.action.until)
         else:
@@ -148,6 +152,40 @@ def test_blue_green_previews_with_smoke_then_switches_in_one_step():
 def test_blue_green_failing_preview_never_takes_traffic():
     actions, st = drive(blue_green(), [FAIL])
     assert st.phase == sm.FAILED and max(weight_changes(actions)) == 0
+
+
+def test_the_pre_traffic_check_runs_after_the_deploy_before_any_user_traffic():
+    actions, st = drive(canary(pre_traffic=30), [PASS])
+    assert kinds(actions)[:3] == ["deploy", "pre_traffic", "set_weights"]
+    assert actions[1] == PreTraffic("green", 30)
+    assert weight_changes(actions) == [10, 25, 50, 100] and st.phase == sm.SUCCEEDED
+    assert st.analyses[0]["step"] == sm.PRE_TRAFFIC_STEP and st.pre_traffic == "pass"
+    assert not any(isinstance(a, PreTraffic) for a in drive(canary(), [PASS])[0])  # off
+
+
+@pytest.mark.parametrize("verdict", [FAIL, INCONCLUSIVE])
+def test_a_pre_traffic_check_that_does_not_pass_rolls_back_before_any_weight(verdict):
+    """A fail, and an inconclusive one (no smoke request could be sent): never a pass."""
+    for spec in (canary(pre_traffic=30), blue_green(pre_traffic=30)):
+        actions, st = drive(spec, [PASS], pre_traffic=verdict)
+        assert st.phase == sm.FAILED
+        assert weight_changes(actions) == [0]  # only the rollback's: never any traffic
+        assert not any(isinstance(a, Analyse) for a in actions)
+        assert st.message.startswith(f"pre-traffic check {verdict['verdict']}")
+        assert [a["step"] for a in st.analyses] == [sm.PRE_TRAFFIC_STEP]
+
+
+def test_a_lost_pre_traffic_verdict_is_asked_for_again():
+    spec = canary(pre_traffic=10)
+    t = next_action(spec, RolloutState(), 0.0)  # deploy
+    t = next_action(spec, t.state, 1.0)
+    assert isinstance(t.action, PreTraffic) and t.state.pre_traffic == "running"
+    # killed after the check, before its verdict was fed back: the check runs again
+    again = next_action(spec, RolloutState.from_dict(t.state.to_dict()), 2.0)
+    assert again.action == t.action
+    # an operator's promote skips it, like the steps
+    promoted = next_action(spec, t.state, 2.0, command="promote")
+    assert isinstance(promoted.action, SetWeights) and promoted.action.weights["green"] == 100
 
 
 def test_keep_old_slot_delays_the_scale_down():
@@ -240,6 +278,8 @@ def test_next_action_never_mutates_its_input():
     (blue_green, [PASS], {}),
     (canary, [PASS], {6: "abort"}),
     (canary, [PASS], {4: "promote"}),
+    (lambda: canary(pre_traffic=20), [PASS, FAIL], {}),
+    (lambda: blue_green(pre_traffic=20), [PASS], {}),
 ])
 def test_resuming_from_every_persisted_state_ends_the_same(spec_fn, verdicts, cmds):
     """Persist (JSON) after every transition and restart from it: the same end. And a
@@ -259,6 +299,8 @@ def test_resuming_from_every_persisted_state_ends_the_same(spec_fn, verdicts, cm
         if isinstance(t.action, Analyse):
             verdict = verdicts[min(i, len(verdicts) - 1)]
             i += 1
+        if isinstance(t.action, PreTraffic):
+            verdict = PASS
         now = max(now + 0.001, t.action.until) if isinstance(t.action, Wait) else now + 0.5
     assert st.to_dict() == ref.to_dict()
 
@@ -291,6 +333,8 @@ def test_spec_validation_names_the_problem():
     with pytest.raises(InvalidInput, match="verdict must be"):
         st = RolloutState(phase=sm.PROGRESSING, step_started_at=0.0)
         next_action(canary(), st, 1.0, {"verdict": "maybe"})
+    with pytest.raises(InvalidInput, match="pre_traffic must not be negative"):
+        canary(pre_traffic=-1)
     with pytest.raises(InvalidInput, match="command must be"):
         next_action(canary(), RolloutState(), 0.0, command="pause")
 
@@ -308,3 +352,17 @@ def test_check_failures_counts_measured_failures_per_step():
         {"step": 1, "checks": [{"name": "latency", "measured": "fail"}]}])
     assert sm.check_failures(st, 0) == {"latency": 2}
     assert sm.check_failures(st, 1) == {"latency": 1}
+
+
+def test_status_shows_the_pre_traffic_check_as_its_own_row_with_its_verdict():
+    from skserve.rollout import status
+
+    spec = canary(pre_traffic=40)
+    _, st = drive(spec, [PASS], pre_traffic=FAIL)
+    doc = {"release": "demo", "spec": spec.to_dict(), "state": st.to_dict(), "events": []}
+    rows = [line.split() for line in status.plain(doc).splitlines() if line.startswith("   ")]
+    assert rows[0] == ["0", "pre-traffic", "(0%)", "40", "requests", "[fail]"]
+    assert rows[1] == ["1", "10%", "30s", "not", "reached"]
+    # without the check: no such row
+    doc["spec"] = canary().to_dict()
+    assert "pre-traffic (0%)" not in status.plain(doc)

@@ -476,15 +476,16 @@ def due(templates: Sequence[MetricTemplate], history: Sequence[Mapping[str, Any]
     return measure_now, reuse
 
 
-def smoke_check(sent: int, failed: int, example: str = "") -> CheckResult:
+def smoke_check(sent: int, failed: int, example: str = "", name: str = "smoke") -> CheckResult:
     """Smoke requests sent straight to the new slot: any failure fails; none sent is
-    inconclusive."""
+    inconclusive. `name`: "smoke" (a blue-green preview's runs) or "pre-traffic"."""
     if sent <= 0:
-        return CheckResult("smoke", "smoke", INCONCLUSIVE, INCONCLUSIVE, None, 0.0, 0.0,
-                           "smoke: no request was sent")
+        return CheckResult(name, "smoke", INCONCLUSIVE, INCONCLUSIVE, None, 0.0, 0.0,
+                           f"{name}: no request was sent")
     verdict = FAIL if failed else PASS
-    detail = f"smoke: {failed} of {sent} requests failed" + (f" ({example})" if example else "")
-    return CheckResult("smoke", "smoke", verdict, verdict, float(failed), 0.0, float(sent),
+    detail = f"{name}: {failed} of {sent} requests failed" + \
+        (f" ({example})" if example else "")
+    return CheckResult(name, "smoke", verdict, verdict, float(failed), 0.0, float(sent),
                        detail, {"sent": sent, "failed": failed})
 
 

@@ -125,6 +125,11 @@ def register(subparsers: Any) -> None:
     start.add_argument("--smoke", type=int, default=100,
                        help="blueGreen: smoke requests to the preview per analysis run; "
                        "the preview's checks judge these (default 100)")
+    start.add_argument("--pre-traffic", type=int, default=50, metavar="N",
+                       help="pre-traffic check: N smoke requests (rows drawn from the live "
+                       "model's schema) straight to the new version once it is deployed, "
+                       "before any user request reaches it; one failure rolls back "
+                       "(default 50; 0: off)")
     start.add_argument("--interval", type=_seconds, default=10.0,
                        help="seconds between analysis runs (default 10s)")
     start.add_argument("--keep-old", type=_seconds, default=300.0,
@@ -137,7 +142,8 @@ def register(subparsers: Any) -> None:
     checks.add_argument("--analysis", type=Path, default=None,
                         help="a YAML list of analysis templates replacing the defaults")
     checks.add_argument("--no-analysis", action="store_true",
-                        help="steps advance on time alone (no judging)")
+                        help="steps advance on time alone (no judging, no pre-traffic "
+                        "check)")
     checks.add_argument("--min-samples", type=int, default=50,
                         help="requests (or predictions) a check needs (default 50)")
     checks.add_argument("--min-success-rate", type=float, default=0.99,
@@ -456,7 +462,8 @@ def _new_spec(args: argparse.Namespace, target: Any) -> state.RolloutSpec:
         release=target.release, strategy=args.strategy, stable_slot=stable_slot,
         stable_version=serving[stable_slot], canary_slot=canary_slot, canary_version=canary,
         steps=steps, interval_s=args.interval, max_inconclusive=args.max_inconclusive,
-        keep_old_s=args.keep_old, analysis=tuple(_templates(args, target, stable_slot)))
+        keep_old_s=args.keep_old, analysis=tuple(_templates(args, target, stable_slot)),
+        pre_traffic=0 if args.no_analysis else args.pre_traffic)
 
 
 def cmd_start(args: argparse.Namespace) -> int:

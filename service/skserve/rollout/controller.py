@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +37,7 @@ from .state import (
     Deploy,
     Done,
     Finalize,
+    PreTraffic,
     RolloutSpec,
     RolloutState,
     ScaleDown,
@@ -160,9 +162,10 @@ class Controller:
                     self.store.write(self.release, new, record.version)
                 except Conflict:
                     continue  # someone wrote in between (an operator command): decide again
-                if isinstance(t.action, Analyse) or (isinstance(t.action, Deploy) and result):
+                if isinstance(t.action, Analyse | PreTraffic) or \
+                        (isinstance(t.action, Deploy) and result):
                     verdict = result
-                    self._verdict_event(t.state, result)
+                    self._verdict_event(t.state, result, t.action)
                     continue
                 if not isinstance(t.action, Wait) or t.message != last_message or command:
                     self._event(t.state, "Warning" if t.warning else "Normal", t.reason,
@@ -217,7 +220,19 @@ class Controller:
             self.router.finalize(action.active)
         elif isinstance(action, Analyse):
             return self.analyse(spec, state, action)
+        elif isinstance(action, PreTraffic):
+            return self.pre_traffic(action)
         return None
+
+    def pre_traffic(self, action: PreTraffic) -> dict[str, Any]:
+        """The pre-traffic check: `action.requests` smoke rows to the new slot alone (its
+        own or the preview Service, the version header set), after the deploy's warm-up;
+        any failure fails. No rows to send is inconclusive (never a pass)."""
+        url, headers = self.slots.smoke_target(action.slot)
+        sent = smoke(url, headers, self._next_rows(action.requests), action.requests,
+                     client_options=self._http_options()) if self.smoke_rows else (0, 0, "")
+        check = analysis.smoke_check(*sent, name="pre-traffic")
+        return {**analysis.judge([check], [], {}, {}), "at": self.clock()}
 
     def _next_rows(self, n: int) -> list[bytes]:
         """The smoke rows from where the last smoke run stopped: the preview's predictions
@@ -259,26 +274,33 @@ class Controller:
         win = analysis.window(now - action.since, self.min_window_s)
         canary = analysis.selector(self.selector, spec.canary_slot, spec.canary_version)
         stable = analysis.selector(self.selector, spec.stable_slot, spec.stable_version)
-        for tpl in to_measure:
+
+        def measure(tpl: analysis.MetricTemplate) -> analysis.CheckResult:
             try:
                 results = self.metrics.results(analysis.queries(tpl, canary, stable, win))
             except Unavailable as exc:  # never a pass: inconclusive, and said why
-                measured.append(analysis.CheckResult(tpl.name, tpl.kind, "inconclusive",
-                                                     "inconclusive", None, tpl.threshold, 0.0,
-                                                     f"{tpl.name}: {exc}"))
-                continue
-            measured.append(analysis.measure(tpl, results))
+                return analysis.CheckResult(tpl.name, tpl.kind, "inconclusive",
+                                            "inconclusive", None, tpl.threshold, 0.0,
+                                            f"{tpl.name}: {exc}")
+            return analysis.measure(tpl, results)
+
+        # every template at once: a run's verdict comes as fast as its slowest query, not
+        # the sum of them all (the canary keeps its share of traffic until it comes)
+        with ThreadPoolExecutor(max_workers=max(1, len(to_measure))) as pool:
+            measured += pool.map(measure, to_measure)
         limits = {tpl.name: tpl.failure_limit for tpl in templates}
         result = analysis.judge(measured, reused, limits, check_failures(state, action.step))
         result["window"], result["at"] = win, now
         return result
 
-    def _verdict_event(self, state: RolloutState, verdict: dict[str, Any]) -> None:
+    def _verdict_event(self, state: RolloutState, verdict: dict[str, Any],
+                       action: Any = None) -> None:
         kind = verdict["verdict"]
-        reason = {"pass": "AnalysisPassed", "fail": "AnalysisFailed"}.get(
-            kind, "AnalysisInconclusive")
-        self._event(state, "Warning" if kind == "fail" else "Normal", reason,
-                    f"step {state.step + 1}: {verdict['summary']}",
+        what, where = ("PreTraffic", "pre-traffic") if isinstance(action, PreTraffic) else \
+            ("Analysis", f"step {state.step + 1}")
+        reason = what + {"pass": "Passed", "fail": "Failed"}.get(kind, "Inconclusive")
+        self._event(state, "Normal" if kind == "pass" else "Warning", reason,
+                    f"{where}: {verdict['summary']}",
                     checks=[{k: c.get(k) for k in ("name", "verdict", "value", "threshold",
                                                    "samples")} for c in verdict["checks"]])
 

@@ -12,17 +12,19 @@ from ..errors import Unavailable
 
 
 class Prometheus:
-    """Instant queries against `url` (e.g. http://127.0.0.1:9090)."""
+    """Instant queries against `url` (e.g. http://127.0.0.1:9090), over one keep-alive
+    client (safe to share between threads: the controller runs an analysis' templates at
+    once)."""
 
     def __init__(self, url: str, timeout_s: float = 10.0):
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        self.client = httpx.Client(timeout=timeout_s)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The result vector of an instant query; Unavailable if Prometheus fails."""
         try:
-            resp = httpx.get(f"{self.url}/api/v1/query", params={"query": promql},
-                             timeout=self.timeout_s)
+            resp = self.client.get(f"{self.url}/api/v1/query", params={"query": promql})
             body = resp.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise Unavailable(f"Prometheus at {self.url}: {exc}") from exc

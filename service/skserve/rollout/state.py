@@ -6,12 +6,16 @@ idempotent (set these weights, deploy this version in this slot, scale that slot
 controller killed between doing an action and writing the state simply does it again when
 it restarts from the last persisted state. Times are seconds since the epoch (floats).
 
-Canary: deploy the new version in the idle slot, then for each step set its weight, wait its
+Canary: deploy the new version in the idle slot, run the pre-traffic check (`pre_traffic`
+smoke requests straight to the new slot, before any user request reaches it: one failure
+rolls back), then for each step set its weight, wait its
 pause while analysis runs every `interval_s` (a failed run rolls back at once; the step
 advances only when a run at or after the end of its pause passed), then promote (new slot 100 %),
 keep the old slot running `keep_old_s` for an instant undo, scale it down. Blue-green is the
 same machine with one preview step at weight 0 whose analysis first sends smoke requests to
-the preview, and a switch as promotion.
+the preview, and a switch as promotion. The pre-traffic check runs before either: a version
+that fails on valid rows is rolled back before any user sees it (Argo Rollouts'
+prePromotionAnalysis and Flagger's pre-rollout checks are this step).
 
 Inconclusive (too little traffic) is never a pass: once a step's pause is over, more than
 `max_inconclusive` inconclusive runs in a row roll back (fail safe).
@@ -66,7 +70,9 @@ class RolloutSpec:
 
     `interval_s`: seconds between analysis runs; `max_inconclusive`: inconclusive runs after
     a step's pause tolerated before rolling back; `analysis`: the analysis templates as
-    plain data (see analysis.py), opaque here.
+    plain data (see analysis.py), opaque here; `pre_traffic`: smoke requests sent straight
+    to the new slot once it is deployed, before its first step (any failed one, or none
+    sent, rolls back; 0: no pre-traffic check).
     """
 
     release: str
@@ -80,6 +86,7 @@ class RolloutSpec:
     max_inconclusive: int = 3
     keep_old_s: float = 300.0
     analysis: tuple[dict[str, Any], ...] = ()
+    pre_traffic: int = 0
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -97,8 +104,9 @@ class RolloutSpec:
                 raise InvalidInput(f"step {i + 1}: pause and smoke must not be negative")
         if self.interval_s <= 0:
             raise InvalidInput("the analysis interval must be positive")
-        if self.max_inconclusive < 0 or self.keep_old_s < 0:
-            raise InvalidInput("max_inconclusive and keep_old_s must not be negative")
+        if self.max_inconclusive < 0 or self.keep_old_s < 0 or self.pre_traffic < 0:
+            raise InvalidInput("max_inconclusive, keep_old_s and pre_traffic must not be "
+                               "negative")
 
     def weights(self, canary_weight: int) -> dict[str, int]:
         return {self.stable_slot: 100 - canary_weight, self.canary_slot: canary_weight}
@@ -137,6 +145,7 @@ class RolloutState:
     step_started_at: float | None = None  # when the current step's weights were set
     last_analysis_at: float | None = None
     step_passed: bool = False             # the latest run in this step passed
+    pre_traffic: str = ""                 # the pre-traffic check: "", "running" or "pass"
     inconclusive: int = 0                 # inconclusive runs in a row after the pause
     weights: dict[str, int] = field(default_factory=dict)  # what the router was last told
     analyses: list[dict[str, Any]] = field(default_factory=list)  # every run, with numbers
@@ -202,6 +211,16 @@ class Analyse:
 
 
 @dataclass(frozen=True)
+class PreTraffic:
+    """Send `requests` smoke requests to `slot` alone (no user traffic reaches it yet) and
+    feed the result back as `verdict`."""
+
+    slot: str
+    requests: int
+    kind: str = "pre_traffic"
+
+
+@dataclass(frozen=True)
 class ScaleDown:
     """Stop serving from `slot` (it is at weight 0 by now)."""
 
@@ -225,8 +244,9 @@ class Done:
     kind: str = "done"
 
 
-Action = Deploy | SetWeights | Wait | Analyse | ScaleDown | Finalize | Done
-_ACTIONS = {c.kind: c for c in (Deploy, SetWeights, Wait, Analyse, ScaleDown, Finalize, Done)}
+Action = Deploy | SetWeights | Wait | Analyse | PreTraffic | ScaleDown | Finalize | Done
+_ACTIONS = {c.kind: c for c in (Deploy, SetWeights, Wait, Analyse, PreTraffic, ScaleDown,
+                                Finalize, Done)}
 
 
 def action_to_dict(action: Action) -> dict[str, Any]:
@@ -257,7 +277,7 @@ def next_action(spec: RolloutSpec, state: RolloutState, now: float,
                 command: str | None = None) -> Transition:
     """The next action from the persisted `state`.
 
-    `verdict`: the result of the `Analyse` the previous transition asked for:
+    `verdict`: the result of the `Analyse` (or `PreTraffic`) the previous transition asked for:
     {"verdict": pass|fail|inconclusive, "checks": [...numbers...], "summary": str,
     "pending_failure": bool (inconclusive only because a failure awaits confirmation: not
     counted as too little traffic)}.
@@ -297,6 +317,8 @@ def next_action(spec: RolloutSpec, state: RolloutState, now: float,
 def _record(spec: RolloutSpec, s: RolloutState, now: float,
             verdict: dict[str, Any]) -> Transition | None:
     """Add an analysis run to the history; a fail (or too many inconclusive) rolls back."""
+    if s.pre_traffic == "running":
+        return _record_pre_traffic(spec, s, now, verdict)
     step = spec.steps[s.step] if s.step < len(spec.steps) else None
     pause_over = step is not None and s.step_started_at is not None and \
         now >= s.step_started_at + step.pause_s
@@ -322,7 +344,30 @@ def _record(spec: RolloutSpec, s: RolloutState, now: float,
     return None
 
 
+PRE_TRAFFIC_STEP = -1  # the step number of the pre-traffic check's run in `analyses`
+
+
+def _record_pre_traffic(spec: RolloutSpec, s: RolloutState, now: float,
+                        verdict: dict[str, Any]) -> Transition | None:
+    """The pre-traffic check's verdict: only a pass lets the first step's weights be set
+    (inconclusive, e.g. no request could be sent, is never a pass)."""
+    s.analyses.append({"step": PRE_TRAFFIC_STEP, "at": now, **copy.deepcopy(verdict)})
+    if verdict.get("verdict") == PASS:
+        s.pre_traffic = PASS
+        return None
+    s.pre_traffic = ""
+    return _rollback(spec, s, now, FAILED, f"pre-traffic check {verdict.get('verdict')}, "
+                     f"before any user traffic: {verdict.get('summary', '')}")
+
+
 def _progress(spec: RolloutSpec, s: RolloutState, now: float) -> Transition:
+    if spec.pre_traffic and s.pre_traffic != PASS and s.step == 0 and \
+            s.step_started_at is None:
+        s.pre_traffic = "running"
+        s.message = (f"pre-traffic check: {spec.pre_traffic} smoke requests to slot "
+                     f"{spec.canary_slot} alone")
+        return Transition(PreTraffic(spec.canary_slot, spec.pre_traffic), s, "PreTraffic",
+                          s.message)
     if s.step >= len(spec.steps):
         return _promote(spec, s, now, "all steps passed")
     step = spec.steps[s.step]

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .state import FAILURES, UNDONE, RolloutSpec, RolloutState
+from .state import FAILURES, PRE_TRAFFIC_STEP, UNDONE, RolloutSpec, RolloutState
 from .store import StateStore
 
 
@@ -28,8 +28,14 @@ def document(store: StateStore, release: str, events: int = 15) -> dict[str, Any
 
 
 def _steps(spec: RolloutSpec, st: RolloutState) -> list[tuple[str, str, str, str]]:
-    """(step, weight, pause, status) rows, with the promotion as the last row."""
+    """(step, weight, pause, status) rows: the pre-traffic check first (when asked), the
+    promotion last."""
     rows = []
+    if spec.pre_traffic:
+        runs = [a for a in st.analyses if a.get("step") == PRE_TRAFFIC_STEP]
+        status = f"[{runs[-1]['verdict']}]" if runs else \
+            "" if st.phase in ("Pending", "Progressing") else "skipped"
+        rows.append(("0", "pre-traffic (0%)", f"{spec.pre_traffic} requests", status))
     for i, step in enumerate(spec.steps):
         runs = [a for a in st.analyses if a.get("step") == i]
         verdict = runs[-1]["verdict"] if runs else ""
@@ -41,7 +47,8 @@ def _steps(spec: RolloutSpec, st: RolloutState) -> list[tuple[str, str, str, str
         elif i == st.step and st.phase == "Progressing":
             where = "current"
         elif i == st.step and st.phase in ("Ending", *FAILURES, UNDONE):
-            where = "rolled back here"
+            # no weights set yet: rolled back before it (the pre-traffic check, an abort)
+            where = "rolled back here" if st.step_started_at is not None else "not reached"
         else:
             where = "" if st.phase in ("Pending", "Progressing") else "skipped"
         label = "preview (smoke)" if step.smoke else f"{step.weight}%"
