@@ -10,7 +10,8 @@ Prometheus, warm-up included) and the check that decided. Prints a table and rep
 
 `--from-e2e reports/e2e/rollouts.json` instead renders what the cluster's rollout suite
 (`make e2e`, tests/e2e/test_rollouts.py) measured, per router, into `## Rollouts on the
-local cluster` (the cluster run is too long to repeat here just for a table).
+local cluster` (the cluster run is too long to repeat here just for a table); `--before
+JSON "LABEL"` adds an earlier run's report below it, for a before/after.
 """
 
 from __future__ import annotations
@@ -40,9 +41,13 @@ def main() -> int:
     parser.add_argument("--from-e2e", type=Path, metavar="JSON",
                         help="render the cluster suite's reports/e2e/rollouts.json instead "
                         "of running the local stack")
+    parser.add_argument("--before", nargs=2, metavar=("JSON", "LABEL"),
+                        help="with --from-e2e: an earlier run's rollouts.json and what it "
+                        "was (e.g. a commit), rendered below for comparison")
     args = parser.parse_args()
     if args.from_e2e:
-        return from_e2e(args.from_e2e, write=not args.no_write)
+        before = (Path(args.before[0]), args.before[1]) if args.before else None
+        return from_e2e(args.from_e2e, write=not args.no_write, before=before)
     home = Path(tempfile.mkdtemp(prefix="skserve-bench-rollout-"))
     os.environ["BENTOML_HOME"] = str(home)
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
@@ -96,48 +101,87 @@ def main() -> int:
     return 0
 
 
-def from_e2e(path: Path, write: bool) -> int:
-    """The cluster suite's measured rollouts as a table (and BENCHMARKS.md section)."""
-    from skserve.loadtest.harness import markdown_table, write_benchmark_section
+E2E_COLUMNS = ["router", "version", "outcome", "decided by", "first verdict s",
+               "first step → end s", "requests to it", "client requests (failed)",
+               "failed while exposed"]
+
+
+def _first_verdict_s(r: dict) -> float | None:
+    """Seconds from the first step's weights to its first analysis verdict (the timeline's
+    zero is that step; None when no step started or no timeline was recorded)."""
+    if r.get("first_step_to_rollback_s") is None:
+        return None
+    return next((at for reason, at in r.get("timeline") or []
+                 if reason.startswith("Analysis")), None)
+
+
+def e2e_table(path: Path) -> str | None:
+    """The rollouts of one rollouts.json as a markdown table; None (said why) if unreadable
+    or empty."""
+    from skserve.loadtest.harness import markdown_table
 
     try:
         report = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         print(f"{path}: {exc} (run `make e2e` first)", file=sys.stderr)
-        return 2
+        return None
     rows = []
     for r in report.get("rollouts", []):
         exposed = r.get("while_exposed") or {}
         rows.append({"router": r["router"], "version": r["version"], "outcome": r["outcome"],
                      "decided by": ", ".join(r.get("decided_by") or []) or "all checks passed",
+                     "first verdict s": _first_verdict_s(r),
                      "first step → end s": r.get("first_step_to_rollback_s"),
                      "requests to it": r.get("requests_to_bad_version"),
                      "client requests (failed)": f"{r['requests']} ({r['failures']})",
-                     "failed while exposed": (f"{exposed['failures']} of {exposed['requests']}"
-                                              if exposed else None)})
+                     "failed while exposed": (
+                         None if not exposed else "no step: never exposed"
+                         if r.get("first_step_to_rollback_s") is None
+                         else f"{exposed['failures']} of {exposed['requests']}")})
     if not rows:
         print(f"{path}: no rollouts recorded", file=sys.stderr)
+        return None
+    return markdown_table(rows, E2E_COLUMNS, {"first step → end s": ".1f",
+                                              "first verdict s": ".1f"})
+
+
+def from_e2e(path: Path, write: bool, before: tuple[Path, str] | None = None) -> int:
+    """The cluster suite's measured rollouts as a table (and BENCHMARKS.md section), with
+    an earlier run's below it when `before` = (its rollouts.json, what it was)."""
+    from skserve.loadtest.harness import write_benchmark_section
+
+    table = e2e_table(path)
+    if table is None:
         return 2
-    columns = ["router", "version", "outcome", "decided by", "first step → end s",
-               "requests to it", "client requests (failed)", "failed while exposed"]
-    table = markdown_table(rows, columns, {"first step → end s": ".1f"})
     print(table)
+    earlier = ""
+    if before is not None:
+        old = e2e_table(before[0])
+        if old is None:
+            return 2
+        earlier = f"\n\nBefore ({before[1]}):\n\n{old}"
     if write:
         text = ("`make e2e` (tests/e2e/test_rollouts.py), then `python loadtest/bench_rollout.py "
                 "--from-e2e reports/e2e/rollouts.json`: the chart on the local single-node "
                 "cluster (both slots 1 worker per pod; the `service` router splits by pods, 1 "
                 "of 4 for the canary; the in-cluster HAProxy by weight, 10 %), the controller "
                 "in the cluster, Prometheus scraping every 1 s, Locust (8 users, /predict) "
-                "through the stable Service; canary step then 100 %, 20 s, analysis every "
-                f"2 s.\n\n{table}\n\n"
+                "through the stable Service; the pre-traffic check (50 smoke requests to the "
+                "new slot alone), then canary step then 100 %, 20 s, analysis every "
+                f"2 s.\n\n{table}{earlier}\n\n"
+                "- *failing (live check only)*: the failing version again with "
+                "`--pre-traffic 0`: the live success-rate check rolls it back.\n"
+                "- *first verdict*: from the event that set the first step's weights to the "
+                "first analysis verdict (the first run is due after one interval, 2 s).\n"
                 "- *first step → end*: from the event that set the first step's weights to the "
-                "rollout's last event (weights back, canary scaled down).\n"
+                "rollout's last event (weights back, canary scaled down); empty when the "
+                "pre-traffic check rolled it back before any step.\n"
                 "- *requests to it*: the new version's own request counter (Prometheus), "
-                "warm-up included.\n"
-                "- *client requests (failed)*: Locust's, from `rollout start` to the end; "
-                "*failed while exposed*: between the first step and the end (the `service` "
-                "router has no retry: a quarter of the pods answer from the failing version; "
-                "HAProxy retries on the live slot).\n"
+                "warm-up and pre-traffic smoke requests included.\n"
+                "- *client requests (failed)*: Locust's, from `rollout start` to 3 s after the "
+                "rollout's last event; *failed while exposed*: from the first step to the same "
+                "end (the `service` router has no retry: a quarter of the pods answer from the "
+                "failing version; HAProxy retries on the live slot).\n"
                 "- *good*: the acting controller pod is deleted mid-step (a standby resumes) "
                 "and `helm upgrade` runs mid-step; *live (blueGreen)*: run from this machine "
                 "through the API server, a switch back to the first version.")
