@@ -8,8 +8,10 @@ discovers them through the API itself), Locust through the stable Service.
 
 Per router (`service`: replica ratio, Locust users opening a connection per request, since
 kube-proxy splits connections; `haproxy`: in-cluster L7, keep-alive users):
-- each bad version (tests/badmodels.py) is rolled back by the check that fits it, and the
-  share of failed requests while it rolls out is measured;
+- each bad version (tests/badmodels.py) is rolled back by the check that fits it (the
+  failing one twice: by the pre-traffic check before any user request reaches it, and with
+  that check off by the live success-rate check), and the share of failed requests while
+  it rolls out is held under 2 %;
 - a good version is promoted while the acting controller pod is deleted (a standby resumes:
   never two acting at once) and `helm upgrade` runs mid-step (it keeps what the rollout set);
 - a blue-green switch run from this machine (the laptop path: API server proxy, port-forward)
