@@ -73,8 +73,12 @@ def main() -> int:
     rows = []
     try:
         time.sleep(5)
-        for name in ("failing", "slow", "shifted", "good"):
-            rows.append(run_one(skserve, root, stack, name, versions[name], args.pause))
+        # the failing version twice: the pre-traffic check rolls it back before any step;
+        # with that check off, the live success-rate check does
+        for name, more in (("failing", ()), ("failing", ("--pre-traffic", "0")),
+                           ("slow", ()), ("shifted", ()), ("good", ())):
+            rows.append(run_one(skserve, root, stack, name, versions[name], args.pause,
+                                *more))
             print(rows[-1], file=sys.stderr)
     finally:
         os.killpg(load.pid, signal.SIGTERM)
@@ -88,12 +92,15 @@ def main() -> int:
         text = (f"`make bench-rollout`: `skserve up` (one `skserve serve` per slot, 1 worker; "
                 f"HAProxy; Prometheus scraping every 1 s) with `skserve loadtest` ({args.users} "
                 f"users, /predict) through HAProxy; canary steps 20 → 50 → 100 %, "
-                f"{args.pause} each, analysis every 2 s, default checks.\n\n{table}\n\n"
+                f"{args.pause} each, analysis every 2 s, default checks (the pre-traffic check "
+                f"first).\n\n{table}\n\n"
                 "- *first step → end*: from the event that set the first step's weights to "
                 "the rollout's last event (weights back, canary scaled down, router at rest); "
-                "for the good version, to the end of promotion.\n"
+                "for the good version, to the end of promotion; empty when the pre-traffic "
+                "check rolled it back before any step.\n"
                 "- *requests to it*: the new version's own request counter (Prometheus), "
-                "including the 20 warm-up requests sent before its first step. HAProxy "
+                "including the 20 warm-up and 50 pre-traffic requests sent before its first "
+                "step. HAProxy "
                 "retries a failed prediction once on the other slot, so few of the failing "
                 "version's errors reach clients.")
         write_benchmark_section(REPO / "BENCHMARKS.md", SECTION, text)
@@ -206,7 +213,8 @@ def train(home: Path) -> dict[str, str]:
             "shifted": badmodels.save_shifted(data, 1.5)}
 
 
-def run_one(skserve: str, root: Path, stack: dict, name: str, tag: str, pause: str) -> dict:
+def run_one(skserve: str, root: Path, stack: dict, name: str, tag: str, pause: str,
+            *more: str) -> dict:
     from skserve.rollout.prometheus import Prometheus
     from skserve.rollout.store import LocalStore
 
@@ -214,9 +222,9 @@ def run_one(skserve: str, root: Path, stack: dict, name: str, tag: str, pause: s
     before = len(store.events("local"))
     proc = subprocess.run([skserve, "rollout", "start", "--local", "--dir", str(root), "--to",
                            tag, "--steps", "20,50,100", "--pause", pause, "--interval", "2s",
-                           "--keep-old", "0s"], capture_output=True, text=True)
+                           "--keep-old", "0s", *more], capture_output=True, text=True)
     events = store.events("local")[before:]
-    first = next(e["at"] for e in events if e["reason"] == "StepStarted")
+    first = next((e["at"] for e in events if e["reason"] == "StepStarted"), None)
     doc = store.read("local").doc
     failed = [c["name"] for a in doc["state"]["analyses"] if a["verdict"] == "fail"
               for c in a["checks"] if c["verdict"] == "fail"]
@@ -224,8 +232,9 @@ def run_one(skserve: str, root: Path, stack: dict, name: str, tag: str, pause: s
     promql = (f'sum(max_over_time(bentoml_service_request_total{{slot="{canary}",'
               f'model_version="{tag}",endpoint=~"/predict|/predict_batch"}}[15m]))')
     requests = Prometheus(stack["prometheus_url"]).results({"n": promql})["n"]
-    return {"version": f"{name} ({tag})", "outcome": doc["state"]["phase"] +
-            f" (exit {proc.returncode})", "first step → end s": events[-1]["at"] - first,
+    return {"version": f"{name} ({tag}{', ' if more else ''}{' '.join(more)})",
+            "outcome": doc["state"]["phase"] + f" (exit {proc.returncode})",
+            "first step → end s": None if first is None else events[-1]["at"] - first,
             "requests to it": int(requests or 0), "decided by": ", ".join(failed) or
             "all checks passed"}
 
