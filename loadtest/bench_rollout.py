@@ -100,7 +100,8 @@ def main() -> int:
                 "check rolled it back before any step.\n"
                 "- *requests to it*: the new version's own request counter (Prometheus), "
                 "including the 20 warm-up and 50 pre-traffic requests sent before its first "
-                "step. HAProxy "
+                "step (HAProxy retries a smoke request that failed on the slot its version "
+                "header picks, so a failing version counts more). HAProxy "
                 "retries a failed prediction once on the other slot, so few of the failing "
                 "version's errors reach clients.")
         write_benchmark_section(REPO / "BENCHMARKS.md", SECTION, text)
