@@ -276,8 +276,10 @@ def test_a_good_version_is_promoted_through_a_killed_controller_and_a_helm_upgra
         deployment: dict[str, Any], versions: dict[str, str], report: dict[str, Any]) -> None:
     d, ns = deployment, deployment["ns"]
     t0 = time.time()
+    # 45 s steps: the helm upgrade, the follower's start and the kill below must all happen
+    # while the rollout runs, on a loaded machine too (with 25 s one run saw it end first)
     out = start(d, "--to", versions["good"], "--steps", f"{FIRST_STEP[d['router']]},100",
-                "--pause", "25s")
+                "--pause", "45s")
     assert out.returncode == 0, out.stderr
     wait_phase(d, ("Progressing",), step_started=True, timeout=300)
     # helm upgrade mid-step, changing nothing the rollout owns: nothing it set moves
