@@ -106,8 +106,9 @@ class Scores:
             np.empty(0)
 
 
-def score(pipeline: Any, task: Task, frame: pd.DataFrame) -> Scores:
-    """Call the estimator on a frame built by `schema.rows_to_frame` (or the batch reader).
+def score(pipeline: Any, task: Task, frame: pd.DataFrame | np.ndarray) -> Scores:
+    """Call the estimator on a frame built by `schema.rows_to_frame` (or the batch reader),
+    or on the array that `inputs.serving_path` builds for the rest of the pipeline.
 
     Regressors give float64 values. Classifiers give `predict`'s labels (as `tolist()` makes
     them: Python str, int, bool or float) and `predict_proba` in the stored class order; an

@@ -20,6 +20,7 @@ from . import __version__, importguard, logs, rest, store, v2
 from .batching import MicroBatcher
 from .edge import EdgeMiddleware, RowsValidator, default_max_body_bytes
 from .errors import InvalidInput
+from .inputs import serving_path
 from .metrics import ServiceMetrics
 from .openapi import complete_openapi
 from .outputs import Task, score
@@ -30,7 +31,6 @@ from .schema import (
     out_of_range_counts,
     request_model,
     response_model,
-    rows_to_frame,
 )
 
 logs.configure()  # after BentoML's own logging set-up, which ran before this import
@@ -146,6 +146,7 @@ class SKServe:
         TASK.check(self.pipeline)
         self.version = self.info.tag
         self.metrics = ServiceMetrics(self.info, SCHEMA, TASK)
+        self.path = serving_path(self.pipeline, SCHEMA)
         self.batcher: MicroBatcher[dict, Any] = MicroBatcher(self._predict_rows, MAX_BATCH_ROWS)
 
     def _predict_rows(self, rows: list[dict[str, Any]]) -> list[Any]:
@@ -154,9 +155,8 @@ class SKServe:
 
         One output per row: a regressor's float; a classifier's (label, probabilities in
         class order or None)."""
-        frame = rows_to_frame(SCHEMA, rows)
-        self.metrics.observe_call(len(frame))
-        scores = score(self.pipeline, TASK, frame)
+        self.metrics.observe_call(len(rows))
+        scores = score(self.path.model, TASK, self.path.to_input(rows))
         self.metrics.observe_scored(scores, out_of_range_counts(SCHEMA, rows))
         if not TASK.is_classifier:
             return scores.values.tolist()

@@ -10,6 +10,9 @@ classifier's probabilities can move in the last bit with the number of rows in a
 BLAS product picks its kernel by shape, measured: 10 of 60 rows differ between 1-row and
 60-row calls in process), so the classifier's rows go one call per request: /predict one at
 a time against 1-row calls, a list against one call with the same rows.
+
+Both models are served on `skserve.inputs`' per-transformer arrays, not a DataFrame (the
+servers' logs say which), so this is also that path's end-to-end proof.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from skserve.schema import request_model, rows_to_frame
 from tests.service.test_http import post
 
 N_ROWS = 60
+COLUMNS_PATH = "serving path: per-transformer arrays"  # skserve.inputs' log line
 
 
 def in_process(tag: str, rows: list[dict], per_row: bool = False) -> tuple[list, list | None]:
@@ -72,6 +76,7 @@ def test_a_regressor_serves_exactly_what_it_predicts(server, trained_model):
     rows = sample(trained_model)
     want, _ = in_process(trained_model, rows)
     singles, batch, v2 = served(server, rows)
+    assert COLUMNS_PATH in server.log.read_text()  # not the DataFrame fallback
     assert [b["prediction"] for b in singles] == want
     assert [b["prediction"] for b in batch] == want
     assert v2["outputs"][0]["data"] == want
@@ -83,6 +88,7 @@ def test_a_classifier_serves_exactly_what_it_predicts(classifier_server, classif
     alone_labels, alone_proba = in_process(classifier_model, rows, per_row=True)
     assert proba is not None and alone_proba is not None
     singles, batch, v2 = served(classifier_server, rows, clients=1)
+    assert COLUMNS_PATH in classifier_server.log.read_text()
     for answers, want_labels, want_proba in ((singles, alone_labels, alone_proba),
                                              (batch, labels, proba)):
         assert [b["label"] for b in answers] == want_labels
