@@ -21,6 +21,31 @@ TIME_FEATURES = (
 )
 
 
+def calendar(values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(hour of day with minutes as a fraction, day of week from Monday = 0, month, day of
+    year) as float64 for 1-D timestamps, NaN where missing.
+
+    datetime64[ns] (what the service's validated rows and the training frame hold) is split
+    with numpy's calendar units: per model call of the service, building a pandas
+    DatetimeIndex and reading its fields cost more than the rest of this transform, and
+    both give the same numbers (tests/test_features.py). Anything else (text, time zones)
+    goes through pandas as it always did."""
+    if values.dtype != np.dtype("datetime64[ns]"):
+        stamps = pd.DatetimeIndex(pd.to_datetime(values))
+        return (stamps.hour.to_numpy() + stamps.minute.to_numpy() / 60.0,
+                stamps.dayofweek.to_numpy().astype(float), stamps.month.to_numpy().astype(float),
+                stamps.dayofyear.to_numpy().astype(float))
+    missing = np.isnat(values)
+    days = values.astype("datetime64[D]")  # floors, also before 1970
+    minutes = (values - days).astype("timedelta64[m]").astype(np.int64)
+    day_number = days.astype(np.int64)
+    fields = (minutes // 60 + (minutes % 60) / 60.0,
+              ((day_number + 3) % 7).astype(float),  # 1970-01-01 was a Thursday
+              (values.astype("datetime64[M]").astype(np.int64) % 12 + 1).astype(float),
+              ((days - values.astype("datetime64[Y]")).astype(np.int64) + 1).astype(float))
+    return tuple(np.where(missing, np.nan, f) for f in fields) if missing.any() else fields
+
+
 class TimeFeatures(TransformerMixin, BaseEstimator):
     """Calendar features from one timestamp column: raw parts plus cyclic encodings.
 
@@ -33,14 +58,11 @@ class TimeFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        stamps = pd.DatetimeIndex(pd.to_datetime(np.asarray(X).ravel()))
-        hour = stamps.hour.to_numpy() + stamps.minute.to_numpy() / 60.0
-        dow = stamps.dayofweek.to_numpy().astype(float)
-        doy = stamps.dayofyear.to_numpy().astype(float)
+        hour, dow, month, doy = calendar(np.asarray(X).ravel())
         week_pos = dow + hour / 24.0
         tau = 2 * np.pi
         return np.column_stack([
-            hour, dow, stamps.month.to_numpy().astype(float), (dow >= 5).astype(float),
+            hour, dow, month, (dow >= 5).astype(float),
             np.sin(tau * hour / 24), np.cos(tau * hour / 24),
             np.sin(tau * week_pos / 7), np.cos(tau * week_pos / 7),
             np.sin(tau * doy / 365.25), np.cos(tau * doy / 365.25),
