@@ -7,10 +7,12 @@ one's columns with pandas indexing and has each transformer convert its selected
 to numpy. None of that depends on the rows, so it is a fixed cost per call, and the serving
 path can skip it: for a `Pipeline` whose first step is a fitted `ColumnTransformer`,
 `serving_path` builds each fitted transformer's columns as one numpy array straight from the
-rows, calls that transformer's own `transform`, stacks the outputs as the
-`ColumnTransformer` does (`np.hstack`, in `transformers_` order) and gives the result to
-the rest of the pipeline (`pipeline[1:]`). Every number is still computed by the stored
-estimators; only the plumbing between them is skipped.
+rows, runs that transformer's own steps on it (a nested `Pipeline`'s steps one after the
+other, without its per-call checks), stacks the outputs as the `ColumnTransformer` does
+(`np.hstack`, in `transformers_` order) and gives the result to the rest of the pipeline
+(`pipeline[1:]`, or its model when that is all there is). Every number is still computed by
+the stored estimators' own `transform` and `predict`; only the plumbing between them is
+skipped.
 
 Proven, or not used. The path is built only when its structure allows it (dense output, no
 transformer weights, each transformer's columns named and of one kind, `drop` or a fitted
@@ -21,10 +23,10 @@ values, NaN where it has NaN) with no warning, on probe rows drawn from the feat
 `passthrough`, pandas output, a nested transformer that still checks feature names) is
 served by the plain pipeline on a DataFrame (`schema.rows_to_frame`), as before.
 
-The transformers are copies: the one thing changed is that their first estimator forgets
+One thing is changed, on a copy: each transformer's first estimator forgets
 `feature_names_in_` (a public fitted attribute, "defined only when X has feature names"),
 because it now gets a numpy array of exactly those columns in that order, and would
-otherwise warn on every call that X has no feature names.
+otherwise warn on every call that X has no feature names. The stored pipeline is untouched.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def _column_path(pipeline: Any, schema: FeatureSchema) -> ServingPath:
         return np.hstack([transform(array(rows)) for array, transform in parts])
 
     _prove(head, to_input, schema)
-    return ServingPath(to_input, rest, "columns")
+    return ServingPath(to_input, rest.steps[0][1] if len(rest.steps) == 1 else rest, "columns")
 
 
 def _empty(columns: Any) -> bool:
@@ -139,24 +141,33 @@ def _part(name: str, transformer: Any, columns: Any, features: dict[str, Feature
                              for row in rows], dtype=float)
         return np.array([[row[c] for c in names] for row in rows], dtype=dtype)
 
-    return array, _without_feature_names(transformer, names, name).transform
-
-
-def _without_feature_names(transformer: Any, names: list[str], name: str) -> Any:
-    """A copy of `transformer` whose first estimator (the one that checks the input's
-    column names) no longer holds `feature_names_in_`, once those are exactly `names`."""
-    from sklearn.pipeline import Pipeline
-
+    steps = _steps(transformer)
     own = getattr(transformer, "feature_names_in_", None)
     if own is not None and list(own) != names:
         raise _NotEquivalent(f"transformer {name!r} was fitted on other columns")
-    transformer = copy.deepcopy(transformer)
-    first = transformer
-    while isinstance(first, Pipeline):
-        first = first.steps[0][1]
-    if "feature_names_in_" in vars(first):
-        del first.feature_names_in_
-    return transformer
+    if steps and "feature_names_in_" in vars(steps[0]):
+        # the copy of the one estimator that checks the input's column names forgets them
+        steps[0] = copy.deepcopy(steps[0])
+        del steps[0].feature_names_in_
+
+    def transform(X: Any) -> Any:
+        for step in steps:
+            X = step.transform(X)
+        return X
+
+    return array, transform
+
+
+def _steps(estimator: Any) -> list[Any]:
+    """What a fitted transformer's `transform` runs, in order: a Pipeline's steps (nested
+    ones flattened, `passthrough` and None skipped; its own checks and routing are per-call
+    costs too), else the estimator itself."""
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline):
+        return [estimator]
+    return [inner for _, step in estimator.steps if step is not None and step != "passthrough"
+            for inner in _steps(step)]
 
 
 def _prove(head: Any, to_input: Callable[[list[dict]], np.ndarray],

@@ -58,11 +58,12 @@ def test_an_imported_forest_with_integer_labels_skips_the_frame():
     assert assert_same_scores(import_pclass(version="inputs"), sizes=(1, 13)) == "columns"
 
 
-def _titanic(features: ColumnTransformer, model=None) -> Pipeline:
+def _titanic(features: ColumnTransformer, model=None, output: str = "default") -> Pipeline:
     frame = titanic_frame()
     X, y = frame.drop(columns=[TARGET]), frame[TARGET].to_numpy()
     return Pipeline([("features", features),
-                     ("model", model or LogisticRegression(max_iter=500))]).fit(X, y)
+                     ("model", model or LogisticRegression(max_iter=500))]) \
+        .set_output(transform=output).fit(X, y)
 
 
 NUMERIC, TEXT = ["age", "sibsp", "parch"], ["pclass", "sex"]
@@ -86,7 +87,7 @@ FALLBACKS = {
     "text and numbers in one transformer": lambda: _titanic(ColumnTransformer(
         [("levels", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
           ["pclass", "sibsp"])])),
-    "pandas output": lambda: _titanic(_columns()).set_output(transform="pandas"),
+    "pandas output": lambda: _titanic(_columns(), output="pandas"),
     "a transformer that needs a DataFrame": lambda: _titanic(ColumnTransformer([
         ("numeric", make_pipeline(FunctionTransformer(_needs_frame), SimpleImputer()), NUMERIC),
         ("text", OneHotEncoder(handle_unknown="ignore", sparse_output=False), TEXT)])),
