@@ -28,8 +28,8 @@ def calendar(values: np.ndarray) -> tuple[np.ndarray, ...]:
     datetime64[ns] (what the service's validated rows and the training frame hold) is split
     with numpy's calendar units: per model call of the service, building a pandas
     DatetimeIndex and reading its fields cost more than the rest of this transform, and
-    both give the same numbers (tests/test_features.py). Anything else (text, time zones)
-    goes through pandas as it always did."""
+    both give the same numbers (tests/service/test_time_features.py). Anything else (text,
+    time zones) goes through pandas as it always did."""
     if values.dtype != np.dtype("datetime64[ns]"):
         stamps = pd.DatetimeIndex(pd.to_datetime(values))
         return (stamps.hour.to_numpy() + stamps.minute.to_numpy() / 60.0,

@@ -48,9 +48,11 @@ from .schema import Feature, FeatureSchema, request_model, rows_to_frame
 
 log = logging.getLogger("skserve.inputs")
 
-PROBE_ROWS = 32  # rows sampled from the schema, plus one with every nullable feature missing
-SINGLE_PROBES = 4  # of them, the last few (the missing one among them) also alone: a cold
-# start pays about 3 ms per probe call
+# The proof at start: rows sampled from the schema plus one with every nullable feature
+# missing, all in one call, and the last few (the missing one among them) alone too. Each
+# probe call costs a worker's start about 3 ms.
+PROBE_ROWS = 32
+SINGLE_PROBES = 4
 # Each feature kind's column dtype, as `rows_to_frame` gives it (int is float64 there too).
 KIND_DTYPES = {"float": float, "int": float, "category": object, "datetime": "datetime64[ns]"}
 
@@ -130,7 +132,11 @@ def _part(name: str, transformer: Any, columns: Any, features: dict[str, Feature
         raise _NotEquivalent(f"transformer {name!r} is {transformer!r}")
     if not isinstance(columns, list | tuple | np.ndarray) or isinstance(columns, str):
         raise _NotEquivalent(f"transformer {name!r} selects columns by {type(columns).__name__}")
-    names = [schema.features[c].name if isinstance(c, int | np.integer) else c for c in columns]
+    if any(isinstance(c, bool | np.bool_) for c in columns):
+        raise _NotEquivalent(f"transformer {name!r} selects columns by a boolean mask")
+    n = len(schema.features)
+    names = [schema.features[c].name if isinstance(c, int | np.integer) and -n <= c < n else c
+             for c in columns]
     if any(not isinstance(c, str) or c not in features for c in names):
         raise _NotEquivalent(f"transformer {name!r} selects columns outside the schema")
     dtypes = {str(KIND_DTYPES[features[c].dtype]) for c in names}

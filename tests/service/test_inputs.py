@@ -93,6 +93,10 @@ FALLBACKS = {
         ("text", OneHotEncoder(handle_unknown="ignore", sparse_output=False), TEXT)])),
     "weighted transformers": lambda: _titanic(_columns(
         transformer_weights={"numeric": 2.0, "text": 1.0})),
+    "columns chosen by a boolean mask": lambda: _titanic(ColumnTransformer([
+        ("numeric", SimpleImputer(),
+         [c in NUMERIC for c in titanic_frame().drop(columns=[TARGET]).columns]),
+        ("text", OneHotEncoder(handle_unknown="ignore", sparse_output=False), TEXT)])),
 }
 
 
