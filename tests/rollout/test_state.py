@@ -366,3 +366,21 @@ def test_status_shows_the_pre_traffic_check_as_its_own_row_with_its_verdict():
     # without the check: no such row
     doc["spec"] = canary().to_dict()
     assert "pre-traffic (0%)" not in status.plain(doc)
+
+
+def test_a_controller_that_finds_the_rollout_over_ends_without_an_event(tmp_path):
+    """A standby that saw the rollout running takes the lease after the acting controller
+    ended it: it must not log the ending again (it wrote a second "Failed" event). The
+    router, slots and Prometheus are None: the controller must not touch them."""
+    from skserve.rollout.controller import Controller
+    from skserve.rollout.store import LocalStore
+
+    store = LocalStore(tmp_path)
+    spec = canary()
+    ended = RolloutState(phase=sm.FAILED, message="analysis failed at step 1")
+    store.write("demo", {"spec": spec.to_dict(), "state": ended.to_dict(), "command": None},
+                None)
+    final = Controller("demo", store, router=None, slots=None, metrics=None).run()
+    assert final.phase == sm.FAILED
+    assert store.events("demo") == []
+    assert store.lease_holder("demo") is None  # released on the way out

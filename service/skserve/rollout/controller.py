@@ -118,7 +118,7 @@ class Controller:
         stop, lost = threading.Event(), threading.Event()
         keeper: threading.Thread | None = None
         try:
-            for _ in range(max_turns):
+            for turn in range(max_turns):
                 if lost.is_set() or not self.store.acquire(self.release, self.holder,
                                                            self.lease_ttl_s):
                     holder = self.store.lease_holder(self.release)
@@ -135,6 +135,10 @@ class Controller:
                 spec = RolloutSpec.from_dict(doc["spec"])
                 state = RolloutState.from_dict(doc["state"])
                 command = (doc.get("command") or {}).get("name")
+                if turn == 0 and state.done and not command:
+                    # over before this controller took a turn (a standby that saw it
+                    # running a moment ago): the one that ended it has said so
+                    return state
                 now = self.clock()
                 t = next_action(spec, state, now, verdict, command)
                 verdict = None
