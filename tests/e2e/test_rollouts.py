@@ -139,6 +139,11 @@ def deployment(request: pytest.FixtureRequest, images: None, namespaces: dict[st
     install(ns, router, prometheus.url, "rolloutController.deployment.replicas=2")
     report[f"{router}_install_s"] = round(time.monotonic() - t0, 1)
     url = f"http://{h.kjson('-n', ns, 'get', 'service', 'r-skserve')['spec']['clusterIP']}"
+    # helm's --wait sees the pods ready; a new Service's address answers once kube-proxy
+    # has written its rules (one run's Locust found it refusing and stopped at once)
+    h.wait_for("the stable Service to answer",
+               lambda: h.http("GET", f"{url}/readyz", timeout=2)[0] == 200, timeout=60,
+               interval=0.5)
     load = rh.Locust(url, h.REPORT_DIR / f"rollouts-{router}",
                      locustfile=RECONNECT if router == "service" else None)
     try:
