@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from .schema import Feature, FeatureSchema, request_model, rows_to_frame
+from .schema import COLUMN_DTYPES, Feature, FeatureSchema, column, request_model, rows_to_frame
 
 log = logging.getLogger("skserve.inputs")
 
@@ -53,8 +52,6 @@ log = logging.getLogger("skserve.inputs")
 # probe call costs a worker's start about 3 ms.
 PROBE_ROWS = 32
 SINGLE_PROBES = 4
-# Each feature kind's column dtype, as `rows_to_frame` gives it (int is float64 there too).
-KIND_DTYPES = {"float": float, "int": float, "category": object, "datetime": "datetime64[ns]"}
 
 
 @dataclass(frozen=True)
@@ -139,17 +136,12 @@ def _part(name: str, transformer: Any, columns: Any, features: dict[str, Feature
              for c in columns]
     if any(not isinstance(c, str) or c not in features for c in names):
         raise _NotEquivalent(f"transformer {name!r} selects columns outside the schema")
-    dtypes = {str(KIND_DTYPES[features[c].dtype]) for c in names}
-    if len(dtypes) != 1:
+    if len({str(COLUMN_DTYPES[features[c].dtype]) for c in names}) != 1:
         raise _NotEquivalent(f"transformer {name!r} mixes column kinds")
-    dtype = KIND_DTYPES[features[names[0]].dtype]
-    numeric = dtype is float
+    dtype = features[names[0]].dtype
 
     def array(rows: list[dict[str, Any]]) -> np.ndarray:
-        if numeric:
-            return np.array([[math.nan if (v := row[c]) is None else v for c in names]
-                             for row in rows], dtype=float)
-        return np.array([[row[c] for c in names] for row in rows], dtype=dtype)
+        return np.column_stack([column(dtype, [row[c] for row in rows]) for c in names])
 
     steps = _steps(transformer)
     own = getattr(transformer, "feature_names_in_", None)

@@ -146,23 +146,29 @@ def request_model(schema: FeatureSchema, name: str = "Row") -> type[BaseModel]:
     return create_model(name, __config__=config, **fields)
 
 
-def rows_to_frame(schema: FeatureSchema, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Build the model's input frame from validated rows, with the training dtypes:
+# Each feature type's column dtype in the model's input (int is float64 too: None is NaN).
+COLUMN_DTYPES: dict[str, Any] = {"float": float, "int": float, "category": object,
+                                 "datetime": "datetime64[ns]"}
+
+
+def column(dtype: str, values: list[Any]) -> np.ndarray:
+    """One feature's validated values as a model input column of its training dtype:
     datetime64[ns] (validated timestamps are naive; None is NaT), object (text), float64
-    (None is NaN). Each column is a numpy array, so pandas wraps rather than converts them
+    (None is NaN)."""
+    kind = COLUMN_DTYPES[dtype]
+    if kind is float:
+        values = [math.nan if v is None else v for v in values]
+    return np.array(values, dtype=kind)
+
+
+def rows_to_frame(schema: FeatureSchema, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Build the model's input frame from validated rows, with the training dtypes
+    (`column`). Each column is a numpy array, so pandas wraps rather than converts them
     (half the time of `pd.to_datetime` and Series, measured for a micro-batch of 6 rows)."""
     import pandas as pd  # here, not at import: the service starts without it
 
-    columns: dict[str, Any] = {}
-    for f in schema.features:
-        values = [row[f.name] for row in rows]
-        if f.dtype == "datetime":
-            columns[f.name] = np.array(values, dtype="datetime64[ns]")
-        elif f.dtype == "category":
-            columns[f.name] = np.array(values, dtype=object)
-        else:
-            columns[f.name] = np.array([math.nan if v is None else v for v in values], dtype=float)
-    return pd.DataFrame(columns, copy=False)
+    return pd.DataFrame({f.name: column(f.dtype, [row[f.name] for row in rows])
+                         for f in schema.features}, copy=False)
 
 
 def out_of_range_counts(schema: FeatureSchema, rows: list[dict[str, Any]]) -> dict[str, int]:
