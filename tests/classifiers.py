@@ -8,6 +8,8 @@
   saved as `skserve train` saves it.
 - `import_pclass`: `pclass` as the integer 1/2/3 from the other columns (integer labels,
   three classes, a random forest), through `skserve.importer.import_model`.
+- `import_boosted`: `survived` from a histogram gradient boosting classifier, whose trees the
+  service walks together (`skserve.trees`), through `import_model`.
 - `import_no_proba`: `survived` as booleans and a linear SVM, which has no
   `predict_proba`, through `import_model`.
 
@@ -25,7 +27,7 @@ import joblib
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -113,6 +115,12 @@ def import_pclass(name: str = "pclass", version: str = "test") -> str:
     frame["pclass"] = frame["pclass"].str[0].astype("int64")
     return _import_fitted(frame, "pclass", RandomForestClassifier(
         n_estimators=20, max_depth=6, random_state=7, n_jobs=1), name, version)
+
+
+def import_boosted(name: str = "boosted", version: str = "test") -> str:
+    """Text labels from HistGradientBoostingClassifier (60 trees)."""
+    return _import_fitted(titanic_frame(), TARGET, HistGradientBoostingClassifier(
+        max_iter=60, random_state=7), name, version)
 
 
 def import_no_proba(name: str = "survival", version: str = "test") -> str:

@@ -17,6 +17,7 @@ servers' logs say which), so this is also that path's end-to-end proof.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -24,10 +25,13 @@ import pytest
 from skserve import store
 from skserve.loadtest.sampling import RowPool
 from skserve.schema import request_model, rows_to_frame
+from tests.classifiers import import_boosted
+from tests.conftest import Server, start_server, stop_server
 from tests.service.test_http import post
 
 N_ROWS = 60
 COLUMNS_PATH = "serving path: per-transformer arrays"  # skserve.inputs' log line
+WALKED = "trees: 60 trees walked together"  # skserve.trees' log line for import_boosted
 
 
 def in_process(tag: str, rows: list[dict], per_row: bool = False) -> tuple[list, list | None]:
@@ -82,13 +86,30 @@ def test_a_regressor_serves_exactly_what_it_predicts(server, trained_model):
     assert v2["outputs"][0]["data"] == want
 
 
-def test_a_classifier_serves_exactly_what_it_predicts(classifier_server, classifier_model):
-    rows = sample(classifier_model)
-    labels, proba = in_process(classifier_model, rows)
-    alone_labels, alone_proba = in_process(classifier_model, rows, per_row=True)
+@pytest.fixture(scope="module")
+def boosted() -> Iterator[tuple[str, Server]]:
+    """A histogram gradient boosting classifier (tests/classifiers.py) served by 1 worker."""
+    tag = import_boosted()
+    srv = start_server(tag, workers=1)
+    yield tag, srv
+    stop_server(srv)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "boosted trees"])
+def test_a_classifier_serves_exactly_what_it_predicts(kind, classifier_server, classifier_model,
+                                                      request):
+    """The boosted classifier's trees are walked together (`skserve.trees`), the logistic
+    regression is called as it is: both answer exactly what the stored pipeline predicts."""
+    tag, server = (classifier_model, classifier_server) if kind == "logistic" else \
+        request.getfixturevalue("boosted")
+    rows = sample(tag)
+    labels, proba = in_process(tag, rows)
+    alone_labels, alone_proba = in_process(tag, rows, per_row=True)
     assert proba is not None and alone_proba is not None
-    singles, batch, v2 = served(classifier_server, rows, clients=1)
-    assert COLUMNS_PATH in classifier_server.log.read_text()
+    singles, batch, v2 = served(server, rows, clients=1)
+    log = server.log.read_text()
+    assert COLUMNS_PATH in log
+    assert (WALKED in log) == (kind == "boosted trees")
     for answers, want_labels, want_proba in ((singles, alone_labels, alone_proba),
                                              (batch, labels, proba)):
         assert [b["label"] for b in answers] == want_labels
