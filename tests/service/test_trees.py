@@ -58,7 +58,7 @@ def test_a_regressor_predicts_the_same_bits(params):
     walked = trees.faster(model)
     assert walked is not model and "_raw_predict" in vars(walked)
     rows = unseen(model)
-    for n in (1, 7, len(rows)):
+    for n in (1, 7, trees.WALK_MAX_ROWS, len(rows)):  # the last: scikit-learn's loop
         assert same_bits(walked.predict(rows[:n]), model.predict(rows[:n]))
 
 
@@ -92,17 +92,20 @@ def test_a_pipeline_gets_a_copy_and_the_stored_one_is_untouched():
 
 def test_a_model_fitted_on_named_columns_still_checks_them():
     """The walked copy runs the model's own input checks: named columns in another order are
-    refused as scikit-learn refuses them, and loading it logs no warning."""
+    refused as scikit-learn refuses them, and neither loading nor predicting warns."""
     X, y = data(seed=3)
     frame = pd.DataFrame(X, columns=list("abcde"))
     model = HistGradientBoostingRegressor(max_iter=20).fit(frame, y)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         walked = trees.faster(model)
-    assert walked is not model and caught == []
-    assert same_bits(walked.predict(frame), model.predict(frame))
-    with pytest.raises(ValueError, match="feature names"):
-        walked.predict(frame[list("edcba")])
+        assert walked is not model
+        for rows in (frame[:trees.WALK_MAX_ROWS], frame):
+            assert same_bits(walked.predict(rows), model.predict(rows))
+    assert caught == []
+    for rows in (frame[:3], frame):
+        with pytest.raises(ValueError, match="feature names"):
+            walked.predict(rows[list("edcba")])
 
 
 def test_categorical_splits_keep_the_per_tree_loop(caplog):
