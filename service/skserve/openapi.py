@@ -62,7 +62,10 @@ ERROR_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["error"],
     "properties": {"error": {"type": "string"},
                    "detail": {"type": "array", "items": {"type": "object"},
-                              "description": "each fault: loc (where), type, msg"}}}
+                              "description": "each fault: loc (where), type, msg"},
+                   "hint": {"type": "string",
+                            "description": "the other route, when a list came to /predict "
+                                           "or one row to /predict_batch"}}}
 
 
 def _route(summary: str, body: dict[str, Any], request: Any, answer_schema: dict[str, Any],

@@ -9,7 +9,9 @@ micro-batcher round trip and one `pydantic_core.to_json`. What clients see is un
 
 - the rows are validated by the same request model (each field checked by
   `validation.Rule`), and a bad one is a 400 with the body BentoML wrote,
-  `{"error": "N validation error(s) for Row", "detail": [pydantic's errors, no input values]}`;
+  `{"error": "N validation error(s) for Row", "detail": [pydantic's errors, no input values]}`,
+  with a `"hint"` naming the other route when a list came to /predict or an object to
+  /predict_batch;
 - the answer is `Prediction` (`schema.response_model`) as JSON; a model that raises is a
   500 `{"error": ...}` showing no internals, with its traceback logged at ERROR;
 - BentoML's middleware still wraps these routes (request metrics, tracing, timeout), and
@@ -64,13 +66,32 @@ async def reply(send: Any, status: int, body: bytes, headers: list | None = None
     await send({"type": "http.response.body", "body": body})
 
 
-def invalid(exc: ValidationError) -> bytes:
+# A list sent to /predict, or one object to /predict_batch: the most common mistake with two
+# routes, said with the way out (beside pydantic's "Input should be an object").
+WRONG_ROUTE = {
+    ("/predict", b"["): "/predict takes one row (a JSON object); send a list to /predict_batch",
+    ("/predict_batch", b"{"): "/predict_batch takes a list of rows; send one row to /predict",
+}
+
+
+def invalid(exc: ValidationError, hint: str | None = None) -> bytes:
     """The 400 body for a request pydantic refused, as BentoML wrote it, in pydantic's own
-    words ("2 validation errors for Row") and without its documentation links."""
+    words ("2 validation errors for Row") and without its documentation links; `hint`, when
+    given, is added as `"hint"`."""
     n = exc.error_count()
-    return pydantic_core.to_json({
-        "error": f"{n} validation error{'s' if n != 1 else ''} for {exc.title}",
-        "detail": exc.errors(include_url=False, include_context=False, include_input=False)})
+    body = {"error": f"{n} validation error{'s' if n != 1 else ''} for {exc.title}",
+            "detail": exc.errors(include_url=False, include_context=False,
+                                 include_input=False)}
+    return pydantic_core.to_json({**body, "hint": hint} if hint else body)
+
+
+def wrong_route(path: str, body: bytes, exc: ValidationError) -> str | None:
+    """WRONG_ROUTE's hint when the whole body has the other route's shape, else None."""
+    errors = exc.errors(include_url=False)
+    if len(errors) != 1 or errors[0]["loc"] != () or \
+            errors[0]["type"] not in ("model_type", "list_type"):
+        return None
+    return WRONG_ROUTE.get((path, body.lstrip()[:1]))
 
 
 class PredictionRoutes:
@@ -107,7 +128,7 @@ class PredictionRoutes:
             await reply(send, 499, GONE)
             return
         except ValidationError as exc:
-            await reply(send, 400, invalid(exc))
+            await reply(send, 400, invalid(exc, wrong_route(path, body, exc)))
             return
         try:
             outputs = await self.submit()(rows)

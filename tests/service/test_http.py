@@ -207,6 +207,24 @@ def test_malformed_requests_are_4xx_with_json(server, case, path, body, ctype, e
     assert "detail" in json.loads(raw)
 
 
+@pytest.mark.parametrize(("path", "shape", "hint"), [
+    ("/predict", "list", "send a list to /predict_batch"),
+    ("/predict_batch", "object", "send one row to /predict"),
+    ("/predict", "number", None),
+    ("/predict_batch", "list of lists", None),
+])
+def test_a_body_shaped_for_the_other_route_says_so(server, model, path, shape, hint):
+    _, info = model
+    row = example_row(info.schema)
+    body = {"list": [row], "object": row, "number": 7, "list of lists": [[row]]}[shape]
+    status, _, answer = post(server, path, body)
+    assert status == 400 and len(answer["detail"]) == 1
+    if hint is None:
+        assert "hint" not in answer
+    else:
+        assert hint in answer["hint"] and answer["detail"][0]["loc"] == []
+
+
 def test_batch_over_the_maximum_is_rejected(server, model):
     _, info = model
     status, _, body = post(server, "/predict_batch", [example_row(info.schema)] * 1001)
