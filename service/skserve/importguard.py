@@ -3,7 +3,7 @@
 pandas imports pyarrow whenever it is installed (`pandas.compat.pyarrow`), and the `serve`
 extra installs it because batch scoring reads and writes Parquet with it. A serving worker
 never needs it: rows arrive as JSON and become a NumPy-backed DataFrame. Yet the import
-costs every worker about 60 MB of resident memory (BENCHMARKS.md, "Start-up and memory":
+costs every worker about 60 MB of resident memory (BENCHMARKS.md, "Serving start-up and memory":
 293 -> 232 MB per worker). So a worker of `skserve serve` refuses the import
 before pandas is loaded, and pandas runs as it does wherever pyarrow is not installed
 (`pandas.compat.HAS_PYARROW` is False; string columns are NumPy object columns either way

@@ -1,6 +1,6 @@
 """What a serving worker and the BentoML supervisor import, and the switch that keeps pyarrow
 out of the workers (`skserve.importguard`). The memory and start-up time this saves are
-measured side by side in BENCHMARKS.md ("Start-up and memory"), never asserted here.
+measured side by side in BENCHMARKS.md ("Serving start-up and memory"), never asserted here.
 
 The real-server tests start `skserve serve` with tests/fixtures/modules_dump on
 PYTHONPATH: its `sitecustomize` makes every Python process of the server keep a file with
