@@ -14,8 +14,9 @@ other, without its per-call checks), stacks the outputs as the `ColumnTransforme
 the stored estimators' own `transform` and `predict`; only the plumbing between them is
 skipped.
 
-Proven, or not used. The path is built only when its structure allows it (dense output, no
-transformer weights, each transformer's columns named and of one kind, `drop` or a fitted
+Proven, or not used. The path is built only when its structure allows it (dense output, a
+sparse part such as a default `OneHotEncoder`'s densified as the ColumnTransformer does; no
+transformer weights; each transformer's columns named and of one kind, `drop` or a fitted
 estimator per entry, the rest of the pipeline fitted without feature names) and, at load,
 only if it gives exactly the `ColumnTransformer`'s output (same type, shape, dtype and
 values, NaN where it has NaN) with no warning, on probe rows drawn from the feature schema
@@ -128,6 +129,8 @@ def _empty(columns: Any) -> bool:
 def _part(name: str, transformer: Any, columns: Any, features: dict[str, Feature],
           schema: FeatureSchema) -> tuple[Callable[[list[dict]], np.ndarray], Callable]:
     """(rows → this transformer's input array, its transform) for one fitted entry."""
+    from scipy import sparse
+
     if isinstance(transformer, str):
         raise _NotEquivalent(f"transformer {name!r} is {transformer!r}")
     if not isinstance(columns, list | tuple | np.ndarray) or isinstance(columns, str):
@@ -158,7 +161,9 @@ def _part(name: str, transformer: Any, columns: Any, features: dict[str, Feature
     def transform(X: Any) -> Any:
         for step in steps:
             X = step.transform(X)
-        return X
+        # a sparse part (OneHotEncoder's default) of a dense output is densified, as the
+        # ColumnTransformer's own `_hstack` does
+        return X.toarray() if sparse.issparse(X) else X
 
     return array, transform
 

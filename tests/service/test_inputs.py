@@ -117,6 +117,9 @@ TAKEN = {
     "numbers passed through": lambda: _titanic(ColumnTransformer(
         [("text", OneHotEncoder(handle_unknown="ignore", sparse_output=False), TEXT)],
         remainder="passthrough"), HistGradientBoostingClassifier(max_iter=5)),
+    "a default (sparse) one-hot in a dense output": lambda: _titanic(ColumnTransformer(
+        [("text", OneHotEncoder(handle_unknown="ignore"), TEXT)],
+        remainder="passthrough"), HistGradientBoostingClassifier(max_iter=5)),
 }
 
 
