@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, create_model
+from pydantic_core import PydanticCustomError
 
 from .errors import InvalidInput
-from .validation import Rule
+from .validation import Invalid, Rule
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -130,7 +131,14 @@ def _field(feature: Feature) -> tuple[Any, Any]:
     rule allows it), checked by the feature's `validation.Rule`, the one definition of a
     valid value the batch scorer applies too."""
     rule = Rule.of(feature)
-    typ = Annotated[Any, PlainValidator(rule.check), WithJsonSchema(rule.json_schema())]
+
+    def check(value: Any) -> Any:  # pydantic's error type is the rule's, not "value_error"
+        try:
+            return rule.check(value)
+        except Invalid as exc:
+            raise PydanticCustomError(exc.kind, str(exc)) from None
+
+    typ = Annotated[Any, PlainValidator(check), WithJsonSchema(rule.json_schema())]
     seen = (f"; seen in training {feature.min} .. {feature.max}"
             if feature.dtype in ("float", "int") and feature.min is not None else "")
     return typ, Field(..., description=rule.description(seen))

@@ -264,10 +264,10 @@ def parse_infer(body: bytes, model: Model, rules: dict[str, Rule],
         for i, value in enumerate(values):
             try:
                 if not _typed(value, datatype):
-                    raise Invalid(value, f"is not {datatype}")
+                    raise Invalid(value, f"is not {datatype}", "datatype")
                 rows[i][name] = rule.check(value)
             except Invalid as exc:
-                faults.append(_fault(["inputs", name, i], "value_error", str(exc)))
+                faults.append(_fault(["inputs", name, i], exc.kind, str(exc)))
                 if len(faults) >= MAX_ERRORS:
                     break
         if len(faults) >= MAX_ERRORS:

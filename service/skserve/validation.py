@@ -78,17 +78,30 @@ NOT_TIMESTAMP = ("is not a timestamp YYYY-MM-DDTHH:MM:SS (RFC 3339: T or a space
 NOT_A_DATE = "is not a date in the calendar"
 
 
+# Each reason's error type: the `type` of its entry in a 400's `detail` and in the request's
+# log line (pydantic's own names where one fits; a closed set is an `enum`).
+TYPES = {REQUIRED: "missing", NOT_NUMBER: "float_type", NOT_FINITE: "finite_number",
+         NOT_INTEGER: "int_type", NOT_TEXT: "string_type", NOT_CATEGORY: "enum",
+         NOT_TIMESTAMP: "datetime_type", NOT_A_DATE: "datetime_parsing"}
+OUT_OF_RANGE = "out_of_range"
+JSON_WORDS = {True: "true", False: "false"}
+
+
 def short(value: Any) -> str:
-    """A value as it appears in a reason: its repr, cut to 40 characters."""
-    text = repr(value.item() if hasattr(value, "item") else value)
+    """A value as it appears in a reason: its repr (JSON's `true`/`false` for booleans, which
+    is how clients wrote them), cut to 40 characters."""
+    value = value.item() if hasattr(value, "item") else value
+    text = JSON_WORDS[value] if isinstance(value, bool) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 class Invalid(ValueError):
-    """One value broke its feature's rule; the message says how (without the field name)."""
+    """One value broke its feature's rule; the message says how (without the field name),
+    `kind` is its error type (TYPES, else `kind` as given)."""
 
-    def __init__(self, value: Any, why: str):
+    def __init__(self, value: Any, why: str, kind: str = "value_error"):
         super().__init__(why if why == REQUIRED else f"{short(value)} {why}")
+        self.kind = TYPES.get(why, kind)
 
 
 @dataclass(frozen=True)
@@ -169,9 +182,9 @@ class Rule:
             raise Invalid(value, NOT_INTEGER)
         if self.levels is not None:
             if x not in self.levels:
-                raise Invalid(value, self.not_level)
+                raise Invalid(value, self.not_level, "enum")
         elif self.bounds is not None and not self.bounds[0] <= x <= self.bounds[1]:
-            raise Invalid(value, self.outside)
+            raise Invalid(value, self.outside, OUT_OF_RANGE)
         return int(x) if self.kind == "int" else x
 
     def _timestamp(self, value: Any) -> datetime:
@@ -182,7 +195,7 @@ class Rule:
             raise Invalid(value, NOT_TIMESTAMP)
         first, last = self.years or PANDAS_YEARS
         if not first <= int(value[:4]) <= last:  # the match starts with the year
-            raise Invalid(value, self.far)
+            raise Invalid(value, self.far, OUT_OF_RANGE)
         date, time_, frac = match.group("date", "time", "frac")
         try:
             stamp = datetime.fromisoformat(f"{date}T{time_}")

@@ -20,7 +20,7 @@ from skserve.schema import (
     request_model,
     rows_to_frame,
 )
-from tests.validation_cases import CASES, SERVER_CASES, Case
+from tests.validation_cases import CASES, GOOD, SERVER_CASES, Case
 from tests.validation_cases import SCHEMA as SHARED_SCHEMA
 
 
@@ -86,6 +86,29 @@ def test_the_shared_table_through_the_request_model(case: Case) -> None:
     errors = info.value.errors()
     assert [e["loc"] for e in errors] == [(case.feature,)], errors
     assert case.reason in errors[0]["msg"], errors[0]["msg"]
+
+
+@pytest.mark.parametrize(("feature", "value", "kind", "message"), [
+    ("temp", "warm", "float_type", "'warm' is not a number"),
+    ("temp", True, "float_type", "true is not a number"),
+    ("temp", 1e9, "out_of_range", "is outside the valid range"),
+    ("count", 1.5, "int_type", "1.5 is not an integer"),
+    ("flag", 2, "enum", "2 is not one of [0, 1]"),
+    ("kind", None, "missing", "a value is required"),
+    ("region", False, "string_type", "false is not a string"),
+    ("region", "west", "enum", "is not one of the training categories"),
+    ("ts", "yesterday", "datetime_type", "is not a timestamp"),
+    ("ts", "2014-02-30T00:00:00", "datetime_parsing", "is not a date in the calendar"),
+    ("ts", "1014-02-03T00:00:00", "out_of_range", "is not between"),
+])
+def test_each_fault_has_its_own_error_type(feature, value, kind, message):
+    """The `type` a 400's detail and its log line carry says what kind of fault it was, and
+    the message spells a value as the client wrote it (JSON's true/false)."""
+    with pytest.raises(ValidationError) as info:
+        request_model(SHARED_SCHEMA).model_validate({**GOOD, feature: value})
+    [error] = info.value.errors()
+    assert (error["loc"], error["type"]) == ((feature,), kind)
+    assert message in error["msg"] and not error["msg"].startswith("Value error")
 
 
 def test_unknown_fields_are_refused(row_model):
