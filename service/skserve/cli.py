@@ -151,6 +151,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         + (f", classes {meta['classes']}" if meta.get("classes") else ""))
     say(f"schema from {source['schema_from']}: {len(schema['features'])} features "
         f"({', '.join(f['name'] + ':' + f['dtype'] for f in schema['features'])})")
+    closed = [f"{f['name']} ({len(f['categories'])})" for f in schema["features"]
+              if f["dtype"] == "int" and f.get("categories")]
+    if closed:
+        say(f"  integer features taken as closed sets (any other value is refused; "
+            f"docs/models.md): {', '.join(closed)}")
     for note in imported.notes:
         say(f"  {note}")
     info = store.save(args.name, imported.estimator, meta, imported.labels,

@@ -327,6 +327,7 @@ def build_schema(loaded: Loaded, sample: pd.DataFrame | None, sample_name: str,
     """The feature schema, where its names came from, and notes for the user."""
     notes: list[str] = []
     mlflow = loaded.mlflow
+    named_target = bool(target)
     target = target or (mlflow.target if mlflow else None) or DEFAULT_TARGET
     names_in = getattr(loaded.estimator, "feature_names_in_", None)
     sample_features: dict[str, Feature] = {}
@@ -355,7 +356,9 @@ def build_schema(loaded: Loaded, sample: pd.DataFrame | None, sample_name: str,
         sample_features = {f.name: f for f in infer_features(sample[names], time_column)}
         ignored = [c for c in sample.columns if c not in names and c != target]
         if ignored:
-            notes.append(f"sample columns the model does not take, ignored: {ignored}")
+            notes.append(f"sample columns the model does not take, ignored: {ignored}"
+                         + ("" if named_target else "; if one is the target, name it with "
+                            "--target to get hold-out metrics"))
     features = [_merge(f, sample_features.get(f.name)) for f in base]
     if sample is None and source == "mlflow_signature":
         notes.append("the MLflow signature gives types only: ranges, categories and drift "

@@ -371,8 +371,13 @@ def test_an_imported_regressor_serves_and_batch_scores(tmp_path):
     out = skserve_import(path, "--name", "userdemand", "--version", "v1", "--sample", sample,
                          "--target", "Demand", *[a for t in trusted for a in ("--trust", t)])
     assert out.returncode == 0, out.stderr
+    assert "integer features taken as closed sets (any other value is refused; " \
+        "docs/models.md): WorkDay (2)" in out.stderr, out.stderr
     info = store.get_info("userdemand:v1")
     assert info.task == "regression" and info.schema.target_min == y.iloc[:500].min()
+    untargeted = import_model(path, sample_path=sample, trust=trusted)
+    assert "sample columns the model does not take, ignored: ['Demand']; if one is the " \
+        "target, name it with --target to get hold-out metrics" in untargeted.notes
     assert set(info.metadata["metrics"]) == {"rmse", "mae", "r2", "mape"}
 
     server = start_server("userdemand:v1")
