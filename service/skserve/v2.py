@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pydantic_core
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -459,4 +460,17 @@ def app(model: Model, submit: Callable[[], Callable[[list[dict[str, Any]]], Any]
         routes += [Route(prefix, model_metadata, methods=["GET"]),
                    Route(prefix + "/ready", model_ready, methods=["GET"]),
                    Route(prefix + "/infer", infer, methods=["POST"])]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: _no_route})
+
+
+async def _no_route(request: Request, exc: HTTPException) -> Response:
+    """What no route answers (the last app of the stack, so any unknown path or method
+    ends here): the status Starlette chose (404, or 405 with `allow`), with a JSON body like
+    every other error's."""
+    what = "method not allowed" if exc.status_code == 405 else "no such route"
+    response = _json(exc.status_code, {
+        "error": f"{what}: {request.method} {request.url.path}",
+        "detail": [{"loc": ["path"], "type": what.replace(" ", "_"),
+                    "msg": "the routes are listed at /docs.json"}]})
+    response.headers.update(exc.headers or {})
+    return response

@@ -225,6 +225,20 @@ def test_a_body_shaped_for_the_other_route_says_so(server, model, path, shape, h
         assert hint in answer["hint"] and answer["detail"][0]["loc"] == []
 
 
+@pytest.mark.parametrize(("method", "path", "status", "kind"), [
+    ("GET", "/nope", 404, "no_such_route"),
+    ("POST", "/predict/extra", 404, "no_such_route"),
+    ("DELETE", "/v2/health/live", 405, "method_not_allowed"),
+])
+def test_unknown_routes_and_methods_answer_json(server, method, path, status, kind):
+    got, headers, raw = call(server.url + path, method=method)
+    body = json.loads(raw)
+    assert got == status and headers["content-type"] == "application/json"
+    assert body["error"].endswith(f"{method} {path}") and body["detail"][0]["type"] == kind
+    allowed = set(headers.get("allow", "").replace(" ", "").split(",")) - {""}
+    assert allowed == ({"GET", "HEAD"} if status == 405 else set())
+
+
 def test_batch_over_the_maximum_is_rejected(server, model):
     _, info = model
     status, _, body = post(server, "/predict_batch", [example_row(info.schema)] * 1001)
