@@ -83,6 +83,8 @@ def test_past_the_error_threshold_the_cli_fails_with_exit_3(
     failed = _run_cli(*args, "--error-threshold", "3")
     assert failed.returncode == 3, failed.stderr
     assert "4 rows failed, more than --error-threshold 3" in failed.stderr
+    assert f"see {out / 'logs' / 'job_error.txt'} and {out / 'logs' / 'errors.jsonl'}" \
+        in failed.stderr
     assert json.loads(failed.stdout)["status"] == "failed"
     assert not (out / "predictions.csv").exists()
     # at the threshold it passes, resuming the mini-batches the failed run finished

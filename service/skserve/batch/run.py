@@ -368,7 +368,7 @@ def run_job(opts: RunOptions, say: Callable[[str], None] | None = None) -> dict[
     failure: str | None = None
     try:
         if threshold_exceeded(totals.rows_failed, opts.error_threshold):
-            raise ThresholdExceeded(_threshold_message(totals, opts.error_threshold))
+            raise ThresholdExceeded(_threshold_message(totals, opts.error_threshold, job.logs))
         for piece, scored in _score_all(pending, info, opts):
             record = _commit(job, piece, scored, opts)
             totals.add(record)
@@ -376,7 +376,7 @@ def run_job(opts: RunOptions, say: Callable[[str], None] | None = None) -> dict[
                 reporter.log_error(error_log, _error_line(record))
             reporter.update(progress())
             if threshold_exceeded(totals.rows_failed, opts.error_threshold):
-                raise ThresholdExceeded(_threshold_message(totals, opts.error_threshold))
+                raise ThresholdExceeded(_threshold_message(totals, opts.error_threshold, job.logs))
     except ThresholdExceeded as exc:
         failure = str(exc)
         reporter.log_error(error_log, f"job failed: {failure}")
@@ -400,12 +400,12 @@ def run_job(opts: RunOptions, say: Callable[[str], None] | None = None) -> dict[
     return result
 
 
-def _threshold_message(totals: _Totals, threshold: int) -> str:
+def _threshold_message(totals: _Totals, threshold: int, logs: Path) -> str:
     files = (f" (each of the {totals.files_unreadable} unreadable file(s) counts as one)"
              if totals.files_unreadable else "")
     return (f"{totals.rows_failed} rows failed{files}, more than --error-threshold "
-            f"{threshold}; see logs/job_error.txt and logs/errors.jsonl (the finished "
-            "mini-batches are kept: rerun with a higher threshold to resume)")
+            f"{threshold}; see {logs / 'job_error.txt'} and {logs / 'errors.jsonl'} (the "
+            "finished mini-batches are kept: rerun with a higher threshold to resume)")
 
 
 def _error_line(record: dict[str, Any]) -> str:
