@@ -289,7 +289,7 @@ def test_every_client_error_is_one_json_log_line(server, trained_model):
          "/predict_batch", ["body"]),
         (lambda: call(url + "/predict", b"{}", "text/plain"), 415, "/predict",
          ["header.content-type"]),
-        (lambda: call(url + "/no-such-path", b"{}"), 404, "/no-such-path", []),
+        (lambda: call(url + "/no-such-path", b"{}"), 404, "/no-such-path", ["path"]),
         (lambda: hang_up_mid_body(url, "/predict"), 499, "/predict", ["body"]),
         (lambda: call(url + infer, v2({"Temperature": 1e6})), 400, infer,
          ["inputs.Temperature[0]"]),
