@@ -25,11 +25,13 @@ run from that ref's source with this venv's packages: a change's cost, side by s
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import io
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -494,6 +496,7 @@ def main() -> int:
     subprocess.run([str(BIN / "skserve"), "train", "--if-missing"], env=env, check=True)
     model = env.setdefault("SKSERVE_MODEL", "demand:latest")
     work = Path(tempfile.mkdtemp(prefix="skserve-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # rows, bodies, peers' stores
     pipeline, info = export_model(model, work / "model")
     features = [{"name": f.name, "dtype": f.dtype} for f in info.schema.features]
     rows = sample_rows(info, BODY_ROWS)

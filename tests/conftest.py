@@ -1,12 +1,14 @@
 """Shared fixtures: a throwaway model store, a small trained model and a real `skserve serve`.
 
 BENTOML_HOME is set here, at import, before anything imports bentoml, so no test touches the
-user's real model store.
+user's real model store. It lives in one folder per session (`session_dir`), with the servers'
+logs: removed when the session passes, kept (and named) when it fails.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="skserve-test-home-")
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="skserve-test-"))
+os.environ["BENTOML_HOME"] = str(SESSION_DIR / "bentoml")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -27,6 +30,18 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 REPO = Path(__file__).resolve().parent.parent
 SKSERVE = str(Path(sys.executable).with_name("skserve"))
 SMALL_ROWS = 48 * 7 * 8  # eight weeks of half-hours
+
+
+def session_dir(prefix: str) -> Path:
+    """A new folder inside this session's folder (see the module docstring)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=SESSION_DIR))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        shutil.rmtree(SESSION_DIR, ignore_errors=True)
+    else:
+        print(f"\ntest store and server logs kept in {SESSION_DIR}", file=sys.stderr)
 
 
 def free_port() -> int:
@@ -91,7 +106,7 @@ def start_server(model: str, workers: int = 1, extra_env: dict | None = None,
     up and block the server)."""
     port = free_port()
     env = {**os.environ, **(extra_env or {})}
-    log = Path(tempfile.mkdtemp(prefix="skserve-test-server-")) / "server.log"
+    log = session_dir("server-") / "server.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen(
             [SKSERVE, "serve", "--model", model, "--port", str(port), "--workers", str(workers),

@@ -15,14 +15,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, start_server, stop_server
+from tests.conftest import REPO, session_dir, start_server, stop_server
 from tests.service.test_http import call, post
 
 # Imported by a worker, these would be memory and start-up time serving never uses.
@@ -125,7 +123,7 @@ def test_batch_scoring_process_keeps_parquet(trained_model, tmp_path):
 def serve_and_collect(model: str, *args: str) -> list[dict]:
     """Start `skserve serve` (1 worker), send it every kind of request, stop it; the
     {"argv", "modules"} each of its Python processes last wrote (tests/fixtures/modules_dump)."""
-    dump = Path(tempfile.mkdtemp(prefix="skserve-test-modules-"))
+    dump = session_dir("modules-")
     fixture = str(REPO / "tests" / "fixtures" / "modules_dump")
     env = {"SKSERVE_TEST_MODULES_DIR": str(dump),
            "PYTHONPATH": os.pathsep.join(p for p in (fixture, os.environ.get("PYTHONPATH"))
