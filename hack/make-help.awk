@@ -1,5 +1,6 @@
 # `make help`: every target whose rule line carries a `## text` comment, in Makefile order,
-# with $(VAR) and ${VAR} in the text replaced by the values make passes in the environment.
+# with $(VAR) and ${VAR} in the text replaced by the values make passes in the environment,
+# the texts in one column after the longest target name.
 # Usage: env VAR=value... awk -f hack/make-help.awk Makefile...
 /^[A-Za-z0-9][A-Za-z0-9_.-]*:.*## / {
   target = substr($0, 1, index($0, ":") - 1)
@@ -11,5 +12,12 @@
     out = out substr(text, 1, RSTART - 1) value
     text = substr(text, RSTART + RLENGTH)
   }
-  printf "  %-14s %s\n", target, out text
+  n++
+  targets[n] = target
+  texts[n] = out text
+  if (length(target) > width) width = length(target)
+}
+END {
+  format = "  %-" width "s  %s\n"  # POSIX awk has no `*` width
+  for (i = 1; i <= n; i++) printf format, targets[i], texts[i]
 }

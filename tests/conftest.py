@@ -66,6 +66,21 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> float:
     raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
+WORKER_STARTED = "Service skserve initialized"  # BentoML's line, once per worker
+
+
+def wait_workers(log: Path, workers: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until every worker has logged that it started: /readyz answers as soon as one worker
+    does, and a slower worker's start-up lines would otherwise land amid a test's."""
+    deadline = time.monotonic() + timeout
+    while log.read_text().count(WORKER_STARTED) < workers:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} while workers started")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{workers} worker(s) not started after {timeout}s")
+        time.sleep(0.1)
+
+
 def small_dataset():
     """Eight weeks of the real demand data: enough for every family, fast to fit."""
     from dataclasses import replace
@@ -116,6 +131,7 @@ def start_server(model: str, workers: int = 1, extra_env: dict | None = None,
     url = f"http://127.0.0.1:{port}"
     try:
         cold = wait_ready(url + "/readyz", proc)
+        wait_workers(log, workers, proc)
     except Exception:
         proc.kill()
         raise RuntimeError(f"server failed: {log.read_text()[-3000:]}") from None

@@ -32,9 +32,13 @@ def documented_targets() -> dict[str, str]:
 def test_make_help_lists_every_documented_target() -> None:
     targets = documented_targets()
     assert {"help", "run", "test", "e2e", "cluster-up", "bench-serve"} <= set(targets)
-    shown = {m.group(1): m.group(2)
-             for m in re.finditer(r"^  (\S+)\s+(.*)$", make_help(), re.M)}
+    out = make_help()
+    shown = {m.group(1): m.group(2) for m in re.finditer(r"^  (\S+)\s+(.*)$", out, re.M)}
     assert list(shown) == list(targets)  # all of them, in Makefile order
+    # the texts in one column, two spaces after the longest target
+    column = 2 + max(map(len, targets)) + 2
+    assert {line.index(shown[t]) for t, line in zip(shown, out.splitlines(), strict=True)} \
+        == {column}
     for target, text in shown.items():
         assert "$(" not in text and "${" not in text, f"{target}: {text}"
     assert shown["run"].endswith("127.0.0.1:3000")

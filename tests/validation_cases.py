@@ -1,11 +1,11 @@
 """The one table of input values and verdicts that online and batch validation must share.
 
 tests/service/test_schema.py runs it through the pydantic request model (and a few rows
-through a real server); tests/batch/test_validate.py through `check_frame` on a CSV file
-read by the batch reader and on typed (Parquet) frames. A row's verdict is the same
-everywhere unless a column below says otherwise, and every such difference is one the
-README documents: CSV is text (numbers written as text parse, an empty field is missing),
-and in a typed file NaN is a missing value.
+through a real server, on /predict and V2 infer); tests/batch/test_validate.py through
+`check_frame` on a CSV file read by the batch reader and on typed (Parquet) frames. A row's
+verdict is the same everywhere unless a column below says otherwise, and every such
+difference is one the README documents: CSV is text (numbers written as text parse, an empty
+field is missing), and in a typed file NaN is a missing value.
 """
 
 from __future__ import annotations

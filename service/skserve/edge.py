@@ -99,15 +99,27 @@ class RowsValidator:
             except ValueError:
                 items = None  # not JSON: validate_json names the position
             if isinstance(items, list) and len(items) > self.max_rows:
-                # pydantic's own too_long text says "after validation", which this is not
-                ctx = {"field_type": "List", "max_length": self.max_rows,
-                       "actual_length": len(items)}
-                raise ValidationError.from_exception_data(self.title, [{
-                    "type": PydanticCustomError(
-                        "too_long", "{actual_length} rows: a request takes at most "
-                        "{max_length} (send the rest in further requests)", ctx),
-                    "loc": (), "input": items}])
-        return self.adapter.validate_json(body)
+                raise self._too_long(items, len(items))
+        try:
+            return self.adapter.validate_json(body)
+        except ValidationError as exc:
+            # A long list of items that are not rows (no `{` to count) reaches pydantic's
+            # own cap: answered in the same words.
+            for error in exc.errors(include_url=False):
+                if error["type"] == "too_long" and not error["loc"]:
+                    raise self._too_long(error["input"], error["ctx"]["actual_length"]) \
+                        from None
+            raise
+
+    def _too_long(self, items: Any, n: int) -> ValidationError:
+        """An over-long list's 400: pydantic's too_long type and context, in our words
+        (pydantic's own text says "after validation", which it was not)."""
+        ctx = {"field_type": "List", "max_length": self.max_rows, "actual_length": n}
+        return ValidationError.from_exception_data(self.title, [{
+            "type": PydanticCustomError(
+                "too_long", "{actual_length} rows: a request takes at most "
+                "{max_length} (send the rest in further requests)", ctx),
+            "loc": (), "input": items}])
 
 
 class EdgeMiddleware:

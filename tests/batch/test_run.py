@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -336,6 +337,25 @@ def test_outputs_have_their_columns_even_with_no_rows_and_merge_from_any_mix(
     merged = read(tmp_path / "sharded" / name)
     assert list(merged.columns) == expected and merged["row"].tolist() == list(range(50))
     assert (tmp_path / "empty" / "logs" / "errors.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize("progress_bar", [None, False], ids=["default", "no-progress"])
+def test_off_a_terminal_progress_is_a_line_on_stderr_unless_turned_off(
+        tmp_path: Path, trained_model: str, reference: pd.DataFrame,
+        monkeypatch: pytest.MonkeyPatch, progress_bar: bool | None) -> None:
+    """Off a terminal (a log, a pipe, a Job's pod) the job_progress line goes to stderr every
+    log_progress_interval seconds (here 0: after every mini-batch); the run used to be silent
+    there until it ended. --no-progress (progress_bar=False) shows none."""
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal, whatever runs pytest
+    data = tmp_path / "in.csv"
+    reference.iloc[:500].to_csv(data, index=False)
+    said: list[str] = []
+    run_job(RunOptions([str(data)], tmp_path / "out", trained_model, mini_batch_size=100,
+                       progress_bar=progress_bar, log_progress_interval=0), say=said.append)
+    progress = [line.split(";")[0] for line in said if line.startswith("progress: ")]
+    expected = [f"progress: mini-batches {i}/5 done, 0 failed" for i in range(1, 6)]
+    assert progress == (expected if progress_bar is None else [])
+    assert sys.stderr.getvalue() == ""  # no bar either
 
 
 def test_every_file_a_job_writes_follows_the_umask(

@@ -1,7 +1,7 @@
 """`image.digest` pins every serving image the release can run: serving pods, the batch Job
-template and the `helm test` pod; the load test and the rollout controller run their own
-images (the serving images carry neither Locust nor the Kubernetes client), pinned by their
-own `image.digest`. A digest wins over every tag."""
+template and the `helm test` pod; the load test, the rollout controller and the haproxy
+router's HAProxy run their own images (the serving images carry neither Locust nor the
+Kubernetes client), pinned by their own `image.digest`. A digest wins over every tag."""
 
 from __future__ import annotations
 
@@ -78,6 +78,21 @@ def test_loadtest_and_test_images_can_be_their_own() -> None:
     loadtest = {v for k, v in found.items() if "loadtest" in k}
     assert loadtest == {f"registry.example/locust@{OTHER}"}
     assert found["Pod/r1-skserve-test-predict test"] == f"registry.example/curl@{OTHER}"
+
+
+def test_haproxy_runs_its_own_image_pinned_by_its_own_digest() -> None:
+    """The haproxy router's HAProxy is neither the serving image nor pinned by image.digest;
+    rollout.haproxy.image.digest pins it."""
+    sets = (*case_sets("canary", "haproxy", True, True, True), f"image.digest={DIGEST}")
+
+    def haproxy(objs: list[dict]) -> set[str]:
+        return {v for k, v in images(objs).items() if "haproxy" in k}
+
+    assert haproxy(render(*sets)) == {"localhost/skserve-haproxy:2.6"}
+    assert haproxy(render(*sets, f"rollout.haproxy.image.digest={OTHER}")) == {
+        f"localhost/skserve-haproxy@{OTHER}"}
+    serving = {v for k, v in images(render(*sets)).items() if not is_job(k) and "haproxy" not in k}
+    assert serving == {f"localhost/skserve@{DIGEST}"}
 
 
 @pytest.mark.parametrize("bad", ["sha256:abc", "0123456789abcdef" * 4, f"md5:{'0' * 64}",

@@ -209,9 +209,11 @@ def test_over_long_list_is_refused_before_any_row_is_validated():
         ("too_long", {"field_type": "List", "max_length": 1000, "actual_length": 10_001})]
     assert err.value.title == "list[Row]" and calls == []
     assert len(rows(json.dumps([{"x": 1.5}] * 1000))) == 1000 and len(calls) == 1000
-    with pytest.raises(ValidationError) as err:  # not rows at all: pydantic's own cap
+    with pytest.raises(ValidationError) as err:  # not rows at all: pydantic's cap, our words
         rows(json.dumps([0] * 10_001))
-    assert [e["type"] for e in err.value.errors()] == ["too_long"] and len(calls) == 1000
+    ((kind, ctx, msg),) = [(e["type"], e["ctx"], e["msg"]) for e in err.value.errors()]
+    assert (kind, ctx["actual_length"]) == ("too_long", 10_001) and len(calls) == 1000
+    assert msg == "10001 rows: a request takes at most 1000 (send the rest in further requests)"
     for body, kind in (("[{\"x\": 1.5", "json_invalid"), ("{}", "list_type"),
                        ("[]", "too_short")):
         with pytest.raises(ValidationError) as err:

@@ -130,7 +130,7 @@ def test_every_model_call_records_the_same_metrics(server, model):
     """Two concurrent 500-row batches raise the rows-per-call histogram's count by the
     number of model calls (1 when the micro-batcher merged them, else 2) and its sum by
     1000, as many rows as the scored counter and the value histogram; single rows on
-    /predict are counted the same way."""
+    /predict and a V2 infer request are counted the same way."""
     _, info = model
     labels = {"model_version": info.tag}
 
@@ -158,6 +158,13 @@ def test_every_model_call_records_the_same_metrics(server, model):
     final = snapshot()
     assert final["count"] - after["count"] == 3 and final["sum"] - after["sum"] == 3
     assert final["rows"] - after["rows"] == 3
+    rows = rows_for(info, 7)  # one V2 infer request of 7 rows: one model call of 7 rows
+    inputs = [{"name": name, "datatype": "BYTES" if name == "timestamp" else "FP64",
+               "shape": [len(rows)], "data": [r[name] for r in rows]} for name in rows[0]]
+    status, _, answer = post(server, f"/v2/models/{info.name}/infer", {"inputs": inputs})
+    assert status == 200 and answer["outputs"][0]["shape"] == [7], answer
+    v2 = snapshot()
+    assert {k: v2[k] - final[k] for k in v2} == {"count": 1, "sum": 7, "rows": 7, "values": 7}
 
 
 BAD = [

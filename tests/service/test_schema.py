@@ -128,25 +128,27 @@ def test_the_openapi_schema_states_the_rule(row_model):
     assert re.search(pattern, "2020-01-01 03:00:00") and not re.search(pattern, "2020-01-01")
 
 
+V2_DATATYPES = {bool: "BOOL", int: "INT64", float: "FP64", str: "BYTES"}
+
+
 @pytest.mark.slow
 def test_a_real_server_answers_the_issue_cases(server):
-    """A few table values through a real `skserve serve`: 200 or 400, never anything else."""
-    import urllib.error
-    import urllib.request
+    """A few table values through a real `skserve serve`, on /predict and as a V2 infer
+    request (each tensor's datatype follows the value's JSON type): 200 or 400, the same
+    verdict on both, never anything else."""
+    from tests.service.test_http import call
 
-    base = example_row(store.get_info(server.model).schema)
+    info = store.get_info(server.model)
+    base = example_row(info.schema)
     for field, value, ok in SERVER_CASES:
-        request = urllib.request.Request(
-            f"{server.url}/predict", data=json.dumps({**base, field: value}).encode(),
-            headers={"content-type": "application/json"}, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
-                status, body = resp.status, resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            status, body = exc.code, exc.read().decode()
-        assert status == (200 if ok else 400), (field, value, status, body)
-        if not ok:
-            assert field in body, body
+        row = {**base, field: value}
+        infer = {"inputs": [{"name": k, "datatype": V2_DATATYPES[type(v)], "shape": [1],
+                             "data": [v]} for k, v in row.items()]}
+        for path, body in (("/predict", row), (f"/v2/models/{info.name}/infer", infer)):
+            status, _, answer = call(server.url + path, json.dumps(body).encode())
+            assert status == (200 if ok else 400), (path, field, value, status, answer)
+            if not ok:
+                assert field in answer.decode(), answer
 
 
 def test_missing_field_is_named(row_model):

@@ -285,7 +285,9 @@ def register(subparsers: Any) -> None:
                      help="this instance, 0-based (default: $JOB_COMPLETION_INDEX or 0)")
     run.add_argument("--progress-interval", type=float, default=1.0,
                      help="seconds between job_progress lines (default 1)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress on stderr (default: a bar on a terminal, elsewhere a "
+                     "progress line every 10 s); job_progress.txt is written either way")
     run.add_argument("--no-merge", action="store_true",
                      help="do not merge shards when the last one finishes")
     run.add_argument("--json", action="store_true", help="print job_result as JSON")

@@ -118,8 +118,7 @@ def job_args(options: InvokeOptions, name: str) -> list[str]:
             "--output-file-name", options.output_file_name,
             "--error-threshold", str(options.error_threshold),
             "--max-retries", str(options.max_retries),
-            "--timeout", f"{options.timeout:g}",
-            "--no-progress"]
+            "--timeout", f"{options.timeout:g}"]  # a progress line every 10 s in the pod's log
     if options.model:
         args += ["--model", options.model]
     if options.id_column:

@@ -63,7 +63,10 @@ class RunOptions(ScoringOptions):
     model: str = "demand:latest"
     instance_index: int = 0
     progress_interval: float = 1.0
-    progress_bar: bool | None = None  # None: when stderr is a terminal
+    # On stderr: None = a bar on a terminal, elsewhere (a log, a pipe, a Kubernetes Job) a
+    # plain progress line every `log_progress_interval` seconds; True = the bar; False = nothing.
+    progress_bar: bool | None = None
+    log_progress_interval: float = 10.0
     merge: bool = True  # the last shard to finish merges all shards
 
     def validate(self) -> None:
@@ -190,12 +193,18 @@ def _unreadable_record(mb: MiniBatch, id_column: str | None, reason: str) -> dic
 
 
 class Reporter:
-    """job_progress lines every `interval` seconds and, on a terminal, a progress bar."""
+    """job_progress lines every `interval` seconds and, on stderr, either a progress bar (on a
+    terminal) or the same line through `say` every `log_interval` seconds (a log shows the
+    job moving, without a line a second)."""
 
-    def __init__(self, path: Path, interval: float, bar: bool, total_rows: int):
+    def __init__(self, path: Path, interval: float, bar: bool, total_rows: int,
+                 say: Callable[[str], None] | None = None, log_interval: float = 10.0):
         self.path = path
         self.interval = interval
         self.last = 0.0
+        self.say = say
+        self.log_interval = log_interval
+        self.last_said = time.perf_counter()  # the first line once a log interval has passed
         self.cost_s = 0.0  # time spent on progress and logs, reported in job_result
         self._bar = None
         if bar:
@@ -217,6 +226,9 @@ class Reporter:
 
     def update(self, progress: Progress, force: bool = False) -> None:
         now = time.perf_counter()
+        if self.say is not None and not force and now - self.last_said >= self.log_interval:
+            self.last_said = now
+            self.say(f"progress: {progress.line()}")
         if not force and now - self.last < self.interval:
             return
         self.last = now
@@ -356,7 +368,9 @@ def run_job(opts: RunOptions, say: Callable[[str], None] | None = None) -> dict[
            if opts.instance_count > 1 else ""))
 
     bar = sys.stderr.isatty() if opts.progress_bar is None else opts.progress_bar
-    reporter = Reporter(job.logs / "job_progress.txt", opts.progress_interval, bar, rows_total)
+    lines = opts.progress_bar is None and not bar
+    reporter = Reporter(job.logs / "job_progress.txt", opts.progress_interval, bar, rows_total,
+                        say if lines else None, opts.log_progress_interval)
     error_log = job.logs / "job_error.txt"
     if totals.resumed:
         reporter.log_error(error_log, f"resumed with {totals.resumed} mini-batches done")
