@@ -31,6 +31,7 @@ import pandas as pd
 from .data import read_table
 from .errors import InputNotFound, InvalidInput, Unavailable
 from .extras import require
+from .outputs import model_input
 from .schema import Feature, FeatureSchema, infer_features, rows_to_frame
 from .train import (
     TASKS,
@@ -335,8 +336,13 @@ def build_schema(loaded: Loaded, sample: pd.DataFrame | None, sample_name: str,
         base, source = mlflow.features, "mlflow_signature"
     elif sample is not None:
         source = "sample"
-        names = ([str(n) for n in names_in] if names_in is not None
-                 else [c for c in sample.columns if c != target])
+        if names_in is not None:
+            names = [str(n) for n in names_in]
+        else:
+            names = [c for c in sample.columns if c != target]
+            _check_array_inputs(loaded, names, sample_name, named_target)
+            notes.append(f"the model was fitted on an array (no column names): the sample's "
+                         f"columns are taken as its inputs in file order: {names}")
         _require_columns(sample, names, sample_name)
         base = infer_features(sample[names], time_column)
     elif names_in is not None:
@@ -371,6 +377,23 @@ def build_schema(loaded: Loaded, sample: pd.DataFrame | None, sample_name: str,
         if len(y):
             low, high = float(y.min()), float(y.max())
     return FeatureSchema(features, target, time_column, low, high), source, notes
+
+
+def _check_array_inputs(loaded: Loaded, names: list[str], sample_name: str,
+                        named_target: bool) -> None:
+    """A model fitted on an array takes its inputs by position: the sample must have exactly
+    as many input columns as the model was fitted on (`n_features_in_`)."""
+    wanted = getattr(loaded.estimator, "n_features_in_", None)
+    if wanted is None or wanted == len(names):
+        return
+    fix = (f"give a sample with the model's {wanted} input column(s) in the order it was "
+           "fitted on")
+    fix = (f"{fix}, plus the target" if named_target
+           else f"if one of them is the target, name it with --target; else {fix}")
+    raise InvalidInput(
+        f"{sample_name}: the model in {loaded.path} was fitted on an array of {wanted} "
+        f"column(s) (n_features_in_), and the sample has {len(names)} input column(s) "
+        f"{names}: {fix}")
 
 
 def _require_columns(sample: pd.DataFrame, names: list[str], sample_name: str) -> None:
@@ -430,10 +453,12 @@ def probe_rows(schema: FeatureSchema, sample: pd.DataFrame | None,
 
 
 def check_predicts(estimator: Any, schema: FeatureSchema, rows: list[dict[str, Any]],
-                   what: str, task: str, classes: list[Any], path: Path) -> pd.DataFrame:
-    """Predict on `rows` exactly as the service builds its frame; InvalidInput if the model
-    fails, returns the wrong number of values, or (a regressor) returns non-numbers."""
-    frame = rows_to_frame(schema, rows)
+                   what: str, task: str, classes: list[Any], path: Path
+                   ) -> pd.DataFrame | np.ndarray:
+    """Predict on `rows` exactly as the service builds the model's input (returned);
+    InvalidInput if the model fails, returns the wrong number of values, or (a regressor)
+    returns non-numbers."""
+    frame = model_input(estimator, rows_to_frame(schema, rows))
     try:
         pred = np.asarray(estimator.predict(frame))
         if task == "classification" and hasattr(estimator, "predict_proba"):
@@ -481,7 +506,7 @@ def _params(estimator: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if isinstance(v, str | int | float | bool)}
 
 
-def _sample_metrics(estimator: Any, frame: pd.DataFrame, y: pd.Series, task: str,
+def _sample_metrics(estimator: Any, frame: pd.DataFrame | np.ndarray, y: pd.Series, task: str,
                     classes: list[Any]) -> dict[str, float | None]:
     """The task's metrics on the labelled sample (not a hold-out: the model may have been
     trained on these rows)."""

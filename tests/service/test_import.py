@@ -30,6 +30,7 @@ from skserve import store
 from skserve.data import load_titanic
 from skserve.errors import InvalidInput
 from skserve.importer import import_model, sha256_of
+from skserve.outputs import Task, model_input, score
 from skserve.schema import request_model
 from tests.conftest import SKSERVE, small_dataset, start_server, stop_server
 
@@ -207,7 +208,6 @@ def test_names_only_schema_refuses_a_model_that_needs_text(files):
     assert "add --sample FILE" in str(e.value)
 
 
-@pytest.mark.filterwarnings("ignore:X has feature names")
 def test_a_model_without_feature_names_needs_a_sample(tmp_path, titanic_csv):
     frame = load_titanic().frame.dropna()
     model = LogisticRegression().fit(frame[["age", "sibsp"]].to_numpy(), frame["survived"])
@@ -217,10 +217,43 @@ def test_a_model_without_feature_names_needs_a_sample(tmp_path, titanic_csv):
     assert out.returncode == 2
     assert "no MLflow signature and no feature_names_in_" in out.stderr
     assert "Add --sample FILE.csv" in out.stderr
+    # the inputs go by position: a sample with other columns is refused by their count
+    with pytest.raises(InvalidInput, match=r"fitted on an array of 2 column\(s\) "
+                       r"\(n_features_in_\), and the sample has 6 input column\(s\)") as e:
+        import_model(path, trust=["numpy.dtype"], sample_path=titanic_csv)
+    assert "if one of them is the target, name it with --target" in str(e.value)
     sample = tmp_path / "two.csv"
     frame[["age", "sibsp", "survived"]].iloc[:50].to_csv(sample, index=False)
-    imported = import_model(path, trust=["numpy.dtype"], sample_path=sample, target="survived")
+    with warnings.catch_warnings():
+        # scikit-learn's "X has feature names, but ... was fitted without feature names"
+        # would come on every call of the service: the check gives the model an array
+        warnings.simplefilter("error")
+        imported = import_model(path, trust=["numpy.dtype"], sample_path=sample,
+                                target="survived")
     assert [f.name for f in imported_schema(imported).features] == ["age", "sibsp"]
+    assert "the sample's columns are taken as its inputs in file order: ['age', 'sibsp']" \
+        in " ".join(imported.notes)
+    assert imported.metadata["metrics"]["accuracy"] == pytest.approx(
+        (model.predict(frame[["age", "sibsp"]].iloc[:50].to_numpy())
+         == frame["survived"].iloc[:50]).mean())
+
+
+def test_an_array_fitted_model_is_scored_on_values_without_warnings():
+    """outputs.score (the service's and batch's one model call) gives an estimator fitted on
+    a bare array the frame's values, so scikit-learn does not warn on every call; a model
+    fitted on named columns still gets the frame."""
+    frame = load_titanic().frame.dropna().iloc[:200]
+    x, y = frame[["age", "sibsp"]], frame["survived"]
+    on_array = LogisticRegression().fit(x.to_numpy(), y)
+    on_frame = LogisticRegression().fit(x, y)
+    task = Task("classification", ("died", "survived"), has_proba=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = score(on_array, task, x)
+        assert score(on_frame, task, x).values == on_frame.predict(x).tolist()
+    assert scores.values == on_array.predict(x.to_numpy()).tolist()
+    np.testing.assert_array_equal(scores.proba, on_array.predict_proba(x.to_numpy()))
+    assert model_input(on_frame, x) is x and isinstance(model_input(on_array, x), np.ndarray)
 
 
 def imported_schema(imported):
