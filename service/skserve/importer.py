@@ -146,8 +146,9 @@ def load_model(path: Path, *, trust: list[str], trust_pickle: bool,
         except (InvalidInput, Unavailable):
             raise
         except Exception as exc:
+            saved = _saved_version(caught, mlflow_model)
             raise InvalidInput(f"{model_file}: cannot load the model ({type(exc).__name__}: "
-                               f"{exc}){_version_hint(caught, mlflow_model)}") from exc
+                               f"{exc}){version_hint(saved)}") from exc
     saved_with = _saved_version(caught, mlflow_model)
     installed = _installed_sklearn()
     if saved_with and saved_with != installed:
@@ -184,12 +185,13 @@ def _saved_version(caught: list[warnings.WarningMessage],
     return mlflow_model.sklearn_version if mlflow_model else None
 
 
-def _version_hint(caught: list[warnings.WarningMessage],
-                  mlflow_model: MlflowModel | None) -> str:
-    saved = _saved_version(caught, mlflow_model)
-    if not saved:
+def version_hint(saved: str | None) -> str:
+    """What to do about a model that fails under this scikit-learn, when another version
+    saved it ("" when the versions agree or are unknown)."""
+    installed = _installed_sklearn()
+    if not saved or saved == installed:
         return ""
-    return (f"; it was saved with scikit-learn {saved} and this is {_installed_sklearn()}: "
+    return (f"; it was saved with scikit-learn {saved} and this is {installed}: "
             f"load it with scikit-learn {saved} and save it again as skops, or retrain it")
 
 
@@ -453,18 +455,20 @@ def probe_rows(schema: FeatureSchema, sample: pd.DataFrame | None,
 
 
 def check_predicts(estimator: Any, schema: FeatureSchema, rows: list[dict[str, Any]],
-                   what: str, task: str, classes: list[Any], path: Path
-                   ) -> pd.DataFrame | np.ndarray:
+                   what: str, task: str, classes: list[Any], path: Path,
+                   saved_with: str | None = None) -> pd.DataFrame | np.ndarray:
     """Predict on `rows` exactly as the service builds the model's input (returned);
     InvalidInput if the model fails, returns the wrong number of values, or (a regressor)
-    returns non-numbers."""
+    returns non-numbers. `saved_with`: the scikit-learn version that saved the model, named
+    in the refusal when it is not this one."""
     frame = model_input(estimator, rows_to_frame(schema, rows))
     try:
         pred = np.asarray(estimator.predict(frame))
         if task == "classification" and hasattr(estimator, "predict_proba"):
             aligned_proba(estimator, frame, classes)
     except Exception as exc:
-        hint = "" if what.startswith("the ") and "sample" in what else (
+        hint = version_hint(saved_with) or (
+            "" if what.startswith("the ") and "sample" in what else
             "; add --sample FILE with real input rows to describe the inputs")
         raise InvalidInput(f"{path}: the model cannot predict on {what} "
                            f"({type(exc).__name__}: {exc}); refusing to import it{hint}"
@@ -536,7 +540,8 @@ def import_model(path: Path, *, sample_path: Path | None = None, target: str | N
                                               time_column, task)
     example = loaded.mlflow.input_example if loaded.mlflow else None
     rows, what = probe_rows(schema, sample, example)
-    frame = check_predicts(loaded.estimator, schema, rows, what, task, classes, path)
+    frame = check_predicts(loaded.estimator, schema, rows, what, task, classes, path,
+                           loaded.sklearn_version)
     notes.append(f"checked: the model predicts on {what}")
     if example is None and sample is not None:
         example = rows[0]
