@@ -33,6 +33,7 @@ from skserve.importer import import_model, sha256_of
 from skserve.outputs import Task, model_input, score
 from skserve.schema import request_model
 from tests.conftest import SKSERVE, small_dataset, start_server, stop_server
+from tests.service.test_http import call, post
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TITANIC_FEATURES = ["pclass", "sex", "age", "sibsp", "parch"]
@@ -330,6 +331,40 @@ def test_mlflow_skops_model_uses_signature_and_example(mlflow_models, titanic_cs
     assert schema.feature("sex").categories == ["female", "male"]
     assert schema.feature("age").max == pd.read_csv(titanic_csv)["age"].max()
     assert schema.feature("sibsp").dtype == "int"
+
+
+@pytest.mark.slow
+def test_an_mlflow_model_serves_its_input_example_as_the_openapi_example(mlflow_models):
+    """The MLflow folder imported with its signature alone, then a real `skserve serve`:
+    /docs.json's example requests (/predict, /predict_batch, V2 infer) are the MLflow input
+    example's first row, and the service answers it as the saved pipeline does."""
+    folder = mlflow_models["skops"]
+    out = skserve_import(folder, "--name", "mlflow-served", "--version", "v1",
+                         "--trust", "numpy.dtype")
+    assert out.returncode == 0, out.stderr
+    example = {"pclass": "1st", "sex": "female", "age": 29.0, "sibsp": 0, "parch": 0}
+    server = start_server("mlflow-served:v1")
+    try:
+        paths = json.loads(call(server.url + "/docs.json")[2])["paths"]
+
+        def request_example(path: str) -> object:
+            return paths[path]["post"]["requestBody"]["content"]["application/json"][
+                "example"]
+
+        assert request_example("/predict") == example
+        assert request_example("/predict_batch") == [example]
+        infer = request_example("/v2/models/mlflow-served/infer")
+        assert {i["name"]: i["data"] for i in infer["inputs"]} == \
+            {k: [v] for k, v in example.items()}
+        status, _, answer = post(server, "/predict", example)
+        assert status == 200, answer
+    finally:
+        stop_server(server)
+    model = skops.io.load(folder / "model.skops", trusted=["numpy.dtype"])
+    x = pd.DataFrame([example])
+    assert answer["label"] == model.predict(x)[0]
+    assert list(answer["probabilities"].values()) == pytest.approx(
+        model.predict_proba(x)[0].tolist(), abs=1e-12)
 
 
 def test_mlflow_cloudpickle_model_needs_trust_pickle(mlflow_models):
