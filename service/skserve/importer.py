@@ -136,6 +136,7 @@ def load_model(path: Path, *, trust: list[str], trust_pickle: bool,
     model_file, file_format = path, fmt
     if fmt == "mlflow":
         model_file, mlflow_model = read_mlflow(path)
+        # a cloudpickle file is a pickle that names cloudpickle's functions: pickle reads it
         file_format = {"cloudpickle": "pickle"}.get(mlflow_model.serialization_format,
                                                     mlflow_model.serialization_format)
     with warnings.catch_warnings(record=True) as caught:
@@ -210,11 +211,6 @@ def _load_file(path: Path, fmt: str, trust: list[str], trust_pickle: bool,
         import joblib
 
         return joblib.load(path)
-    if fmt == "cloudpickle":
-        import cloudpickle
-
-        with path.open("rb") as f:
-            return cloudpickle.load(f)
     with path.open("rb") as f:
         return pickle.load(f)
 
