@@ -176,8 +176,11 @@ class EdgeMiddleware:
             detail = [{"loc": ["header", "content-type"], "type": "content_type",
                        "msg": f"got {ctype.decode(errors='replace')!r}"}]
             log_client_error(method, path, 415, detail)  # before the answer: in order
-            await _reply(send, 415, _error("unsupported content type: send application/json",
-                                           detail), extra)
+            wanted = "application/json" + (" (or application/octet-stream for the binary "
+                                            "tensor extension)" if path.startswith("/v2/")
+                                            else "")
+            await _reply(send, 415, _error(f"unsupported content type: send {wanted}", detail),
+                         extra)
             return
         if chunked is not None:
             messages = await self._read_capped(receive)

@@ -31,6 +31,7 @@ import pandas as pd
 from .data import read_table
 from .errors import InputNotFound, InvalidInput, Unavailable
 from .extras import require
+from .outputs import model_input
 from .schema import Feature, FeatureSchema, infer_features, rows_to_frame
 from .train import (
     TASKS,
@@ -135,6 +136,7 @@ def load_model(path: Path, *, trust: list[str], trust_pickle: bool,
     model_file, file_format = path, fmt
     if fmt == "mlflow":
         model_file, mlflow_model = read_mlflow(path)
+        # a cloudpickle file is a pickle that names cloudpickle's functions: pickle reads it
         file_format = {"cloudpickle": "pickle"}.get(mlflow_model.serialization_format,
                                                     mlflow_model.serialization_format)
     with warnings.catch_warnings(record=True) as caught:
@@ -145,8 +147,9 @@ def load_model(path: Path, *, trust: list[str], trust_pickle: bool,
         except (InvalidInput, Unavailable):
             raise
         except Exception as exc:
+            saved = _saved_version(caught, mlflow_model)
             raise InvalidInput(f"{model_file}: cannot load the model ({type(exc).__name__}: "
-                               f"{exc}){_version_hint(caught, mlflow_model)}") from exc
+                               f"{exc}){version_hint(saved)}") from exc
     saved_with = _saved_version(caught, mlflow_model)
     installed = _installed_sklearn()
     if saved_with and saved_with != installed:
@@ -183,12 +186,13 @@ def _saved_version(caught: list[warnings.WarningMessage],
     return mlflow_model.sklearn_version if mlflow_model else None
 
 
-def _version_hint(caught: list[warnings.WarningMessage],
-                  mlflow_model: MlflowModel | None) -> str:
-    saved = _saved_version(caught, mlflow_model)
-    if not saved:
+def version_hint(saved: str | None) -> str:
+    """What to do about a model that fails under this scikit-learn, when another version
+    saved it ("" when the versions agree or are unknown)."""
+    installed = _installed_sklearn()
+    if not saved or saved == installed:
         return ""
-    return (f"; it was saved with scikit-learn {saved} and this is {_installed_sklearn()}: "
+    return (f"; it was saved with scikit-learn {saved} and this is {installed}: "
             f"load it with scikit-learn {saved} and save it again as skops, or retrain it")
 
 
@@ -207,11 +211,6 @@ def _load_file(path: Path, fmt: str, trust: list[str], trust_pickle: bool,
         import joblib
 
         return joblib.load(path)
-    if fmt == "cloudpickle":
-        import cloudpickle
-
-        with path.open("rb") as f:
-            return cloudpickle.load(f)
     with path.open("rb") as f:
         return pickle.load(f)
 
@@ -335,8 +334,13 @@ def build_schema(loaded: Loaded, sample: pd.DataFrame | None, sample_name: str,
         base, source = mlflow.features, "mlflow_signature"
     elif sample is not None:
         source = "sample"
-        names = ([str(n) for n in names_in] if names_in is not None
-                 else [c for c in sample.columns if c != target])
+        if names_in is not None:
+            names = [str(n) for n in names_in]
+        else:
+            names = [c for c in sample.columns if c != target]
+            _check_array_inputs(loaded, names, sample_name, named_target)
+            notes.append(f"the model was fitted on an array (no column names): the sample's "
+                         f"columns are taken as its inputs in file order: {names}")
         _require_columns(sample, names, sample_name)
         base = infer_features(sample[names], time_column)
     elif names_in is not None:
@@ -371,6 +375,23 @@ def build_schema(loaded: Loaded, sample: pd.DataFrame | None, sample_name: str,
         if len(y):
             low, high = float(y.min()), float(y.max())
     return FeatureSchema(features, target, time_column, low, high), source, notes
+
+
+def _check_array_inputs(loaded: Loaded, names: list[str], sample_name: str,
+                        named_target: bool) -> None:
+    """A model fitted on an array takes its inputs by position: the sample must have exactly
+    as many input columns as the model was fitted on (`n_features_in_`)."""
+    wanted = getattr(loaded.estimator, "n_features_in_", None)
+    if wanted is None or wanted == len(names):
+        return
+    fix = (f"give a sample with the model's {wanted} input column(s) in the order it was "
+           "fitted on")
+    fix = (f"{fix}, plus the target" if named_target
+           else f"if one of them is the target, name it with --target; else {fix}")
+    raise InvalidInput(
+        f"{sample_name}: the model in {loaded.path} was fitted on an array of {wanted} "
+        f"column(s) (n_features_in_), and the sample has {len(names)} input column(s) "
+        f"{names}: {fix}")
 
 
 def _require_columns(sample: pd.DataFrame, names: list[str], sample_name: str) -> None:
@@ -430,16 +451,20 @@ def probe_rows(schema: FeatureSchema, sample: pd.DataFrame | None,
 
 
 def check_predicts(estimator: Any, schema: FeatureSchema, rows: list[dict[str, Any]],
-                   what: str, task: str, classes: list[Any], path: Path) -> pd.DataFrame:
-    """Predict on `rows` exactly as the service builds its frame; InvalidInput if the model
-    fails, returns the wrong number of values, or (a regressor) returns non-numbers."""
-    frame = rows_to_frame(schema, rows)
+                   what: str, task: str, classes: list[Any], path: Path,
+                   saved_with: str | None = None) -> pd.DataFrame | np.ndarray:
+    """Predict on `rows` exactly as the service builds the model's input (returned);
+    InvalidInput if the model fails, returns the wrong number of values, or (a regressor)
+    returns non-numbers. `saved_with`: the scikit-learn version that saved the model, named
+    in the refusal when it is not this one."""
+    frame = model_input(estimator, rows_to_frame(schema, rows))
     try:
         pred = np.asarray(estimator.predict(frame))
         if task == "classification" and hasattr(estimator, "predict_proba"):
             aligned_proba(estimator, frame, classes)
     except Exception as exc:
-        hint = "" if what.startswith("the ") and "sample" in what else (
+        hint = version_hint(saved_with) or (
+            "" if what.startswith("the ") and "sample" in what else
             "; add --sample FILE with real input rows to describe the inputs")
         raise InvalidInput(f"{path}: the model cannot predict on {what} "
                            f"({type(exc).__name__}: {exc}); refusing to import it{hint}"
@@ -481,7 +506,7 @@ def _params(estimator: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if isinstance(v, str | int | float | bool)}
 
 
-def _sample_metrics(estimator: Any, frame: pd.DataFrame, y: pd.Series, task: str,
+def _sample_metrics(estimator: Any, frame: pd.DataFrame | np.ndarray, y: pd.Series, task: str,
                     classes: list[Any]) -> dict[str, float | None]:
     """The task's metrics on the labelled sample (not a hold-out: the model may have been
     trained on these rows)."""
@@ -511,7 +536,8 @@ def import_model(path: Path, *, sample_path: Path | None = None, target: str | N
                                               time_column, task)
     example = loaded.mlflow.input_example if loaded.mlflow else None
     rows, what = probe_rows(schema, sample, example)
-    frame = check_predicts(loaded.estimator, schema, rows, what, task, classes, path)
+    frame = check_predicts(loaded.estimator, schema, rows, what, task, classes, path,
+                           loaded.sklearn_version)
     notes.append(f"checked: the model predicts on {what}")
     if example is None and sample is not None:
         example = rows[0]

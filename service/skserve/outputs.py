@@ -106,13 +106,28 @@ class Scores:
             np.empty(0)
 
 
+def model_input(estimator: Any, frame: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
+    """`frame` as `estimator` takes it: an estimator fitted on a bare array (it has
+    `n_features_in_` and no `feature_names_in_`, e.g. an imported model whose columns came
+    from `--sample`) gets the frame's values in column order, which is what it was fitted
+    on; given a DataFrame, scikit-learn would warn on every call that X has feature names.
+    Anything else (an array already, an estimator fitted on named columns or one that
+    records neither) gets `frame` as it is."""
+    if isinstance(frame, np.ndarray) or getattr(estimator, "feature_names_in_", None) is not None \
+            or getattr(estimator, "n_features_in_", None) is None:
+        return frame
+    return frame.to_numpy()
+
+
 def score(pipeline: Any, task: Task, frame: pd.DataFrame | np.ndarray) -> Scores:
     """Call the estimator on a frame built by `schema.rows_to_frame` (or the batch reader),
     or on the array that `inputs.serving_path` builds for the rest of the pipeline.
 
     Regressors give float64 values. Classifiers give `predict`'s labels (as `tolist()` makes
     them: Python str, int, bool or float) and `predict_proba` in the stored class order; an
-    estimator whose `classes_` differ from the stored ones is a server fault (RuntimeError)."""
+    estimator whose `classes_` differ from the stored ones is a server fault (RuntimeError).
+    An estimator fitted on a bare array gets the frame's values (`model_input`)."""
+    frame = model_input(pipeline, frame)
     if not task.is_classifier:
         return Scores(np.asarray(pipeline.predict(frame), dtype=float))
     labels = np.asarray(pipeline.predict(frame)).tolist()

@@ -9,11 +9,14 @@ import json
 
 import jsonschema
 import numpy as np
+import pandas as pd
 import pytest
 
 from skserve import store
 from skserve.outputs import Task, class_key
 from skserve.schema import request_model, response_model, rows_to_frame
+from tests.classifiers import import_no_proba, import_pclass, titanic_frame
+from tests.conftest import start_server, stop_server
 from tests.service.test_http import call, metric, post
 
 ROWS = [
@@ -176,3 +179,44 @@ def test_response_models_keep_label_types():
             assert schema["properties"]["probabilities"]["required"] == \
                 [class_key(c) for c in classes]
     assert [class_key(c) for c in (1, True, 2.5, "x y")] == ["1", "true", "2.5", "x y"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("make", "kind", "datatype", "has_proba"), [
+    (import_pclass, int, "INT64", True), (import_no_proba, bool, "BOOL", False)],
+    ids=["integer-labels", "boolean-labels-without-predict-proba"])
+def test_served_labels_keep_their_type_and_probabilities_need_predict_proba(
+        make, kind, datatype, has_proba):
+    """Classes 1/2/3 (a random forest) and false/true (a linear SVM, no predict_proba)
+    served for real: /predict_batch and V2 answer the pipeline's labels in their own JSON
+    type; `probabilities`, `predict_proba` and the confidence histogram only with
+    predict_proba."""
+    tag = make(version="served")
+    pipeline, info = store.load(tag)
+    names = info.schema.names
+    rows = [{n: None if pd.isna(r[n]) else r[n] for n in names}
+            for r in titanic_frame().iloc[:8].to_dict("records")]
+    valid = [request_model(info.schema)(**r).__dict__ for r in rows]
+    labels = pipeline.predict(rows_to_frame(info.schema, valid)).tolist()
+    server = start_server(tag)
+    try:
+        status, _, body = post(server, "/predict_batch", rows)
+        assert status == 200, body
+        assert [b["label"] for b in body] == labels
+        assert all(type(b["label"]) is kind for b in body)
+        assert all(("probabilities" in b) == has_proba for b in body)
+        known = [r for r in rows if r["age"] is not None]  # a V2 tensor: no null below
+        inputs = [{"name": n, "datatype": "BYTES" if isinstance(known[0][n], str) else "FP64",
+                   "shape": [len(known)], "data": [r[n] for r in known]} for n in names]
+        status, _, answer = post(server, f"/v2/models/{info.name}/infer", {"inputs": inputs})
+        assert status == 200, answer
+        outputs = {o["name"]: o for o in answer["outputs"]}
+        assert list(outputs) == ["predict", "predict_proba"][:2 if has_proba else 1]
+        assert outputs["predict"]["datatype"] == datatype
+        assert outputs["predict"]["data"] == [label for label, r in zip(labels, rows,
+                                                                      strict=True)
+                                              if r["age"] is not None]
+        text = call(server.url + "/metrics")[2].decode()
+        assert ("skserve_prediction_confidence_ratio_count" in text) == has_proba
+    finally:
+        stop_server(server)

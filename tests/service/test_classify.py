@@ -15,7 +15,7 @@ from sklearn.metrics import brier_score_loss
 
 from skserve import store
 from skserve.data import Dataset, frame_sha256, load_titanic
-from skserve.errors import InvalidInput
+from skserve.errors import InvalidInput, TrainingFailed
 from skserve.train import (
     brier_mean_over_classes,
     check_target,
@@ -24,7 +24,7 @@ from skserve.train import (
     model_metadata,
     select_model,
 )
-from tests.conftest import SKSERVE
+from tests.conftest import SKSERVE, small_dataset
 
 FAST = {"seed": 3, "n_iter": 1, "cv_splits": 3}
 
@@ -96,6 +96,36 @@ def test_class_weights_are_searched(titanic):
     weights = {params.get("class_weight") for _, params in
                candidates(seed=0, n_iter=6, wide=False, task="classification")}
     assert weights == {None, "balanced"}
+
+
+def test_a_classifier_that_cannot_beat_the_class_prior_is_refused(titanic):
+    """The passengers' outcomes shuffled: nothing predicts them, and the best model's log
+    loss does not beat the class prior's, so nothing is saved."""
+    shuffled = np.random.default_rng(0).permutation(titanic.frame["survived"].to_numpy())
+    with pytest.raises(TrainingFailed, match=r"does not beat baseline_prior \(log loss "
+                       r"0\.66\d+\); refusing to save it"):
+        select_model(with_target(titanic, shuffled), task="classification", **FAST)
+
+
+def test_cli_splits_a_classification_with_a_time_column_by_time(tmp_path):
+    """`--time-column`: the hold-out is the last `--holdout-weeks` (not a stratified
+    sample), said in the leaderboard's title and recorded in the metadata."""
+    frame = small_dataset().frame  # eight weeks of half-hours
+    peak = np.where(frame["Demand"] > frame["Demand"].quantile(0.8), "peak", "normal")
+    path = tmp_path / "peaks.csv"
+    frame.drop(columns=["Demand"]).assign(load=peak).to_csv(path, index=False)
+    out = subprocess.run(
+        [SKSERVE, "train", "--data", str(path), "--target", "load", "--time-column",
+         "timestamp", "--holdout-weeks", "1", "--name", "peaks", "--version", "v1",
+         "--n-iter", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "task: classification (target 'load' is text)" in out.stderr
+    assert "leaderboard (chronological hold-out: 336 rows; ranked by log loss" in out.stderr
+    meta = store.get_info("peaks:v1").metadata
+    assert meta["dataset"]["split"] == "chronological"
+    assert (meta["dataset"]["train_rows"], meta["dataset"]["holdout_rows"]) == \
+        (len(frame) - 7 * 48, 7 * 48)
+    assert meta["classes"] == ["normal", "peak"]
 
 
 def test_brier_is_the_mean_over_classes():

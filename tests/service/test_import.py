@@ -30,8 +30,10 @@ from skserve import store
 from skserve.data import load_titanic
 from skserve.errors import InvalidInput
 from skserve.importer import import_model, sha256_of
+from skserve.outputs import Task, model_input, score
 from skserve.schema import request_model
 from tests.conftest import SKSERVE, small_dataset, start_server, stop_server
+from tests.service.test_http import call, post
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TITANIC_FEATURES = ["pclass", "sex", "age", "sibsp", "parch"]
@@ -207,7 +209,6 @@ def test_names_only_schema_refuses_a_model_that_needs_text(files):
     assert "add --sample FILE" in str(e.value)
 
 
-@pytest.mark.filterwarnings("ignore:X has feature names")
 def test_a_model_without_feature_names_needs_a_sample(tmp_path, titanic_csv):
     frame = load_titanic().frame.dropna()
     model = LogisticRegression().fit(frame[["age", "sibsp"]].to_numpy(), frame["survived"])
@@ -217,10 +218,43 @@ def test_a_model_without_feature_names_needs_a_sample(tmp_path, titanic_csv):
     assert out.returncode == 2
     assert "no MLflow signature and no feature_names_in_" in out.stderr
     assert "Add --sample FILE.csv" in out.stderr
+    # the inputs go by position: a sample with other columns is refused by their count
+    with pytest.raises(InvalidInput, match=r"fitted on an array of 2 column\(s\) "
+                       r"\(n_features_in_\), and the sample has 6 input column\(s\)") as e:
+        import_model(path, trust=["numpy.dtype"], sample_path=titanic_csv)
+    assert "if one of them is the target, name it with --target" in str(e.value)
     sample = tmp_path / "two.csv"
     frame[["age", "sibsp", "survived"]].iloc[:50].to_csv(sample, index=False)
-    imported = import_model(path, trust=["numpy.dtype"], sample_path=sample, target="survived")
+    with warnings.catch_warnings():
+        # scikit-learn's "X has feature names, but ... was fitted without feature names"
+        # would come on every call of the service: the check gives the model an array
+        warnings.simplefilter("error")
+        imported = import_model(path, trust=["numpy.dtype"], sample_path=sample,
+                                target="survived")
     assert [f.name for f in imported_schema(imported).features] == ["age", "sibsp"]
+    assert "the sample's columns are taken as its inputs in file order: ['age', 'sibsp']" \
+        in " ".join(imported.notes)
+    assert imported.metadata["metrics"]["accuracy"] == pytest.approx(
+        (model.predict(frame[["age", "sibsp"]].iloc[:50].to_numpy())
+         == frame["survived"].iloc[:50]).mean())
+
+
+def test_an_array_fitted_model_is_scored_on_values_without_warnings():
+    """outputs.score (the service's and batch's one model call) gives an estimator fitted on
+    a bare array the frame's values, so scikit-learn does not warn on every call; a model
+    fitted on named columns still gets the frame."""
+    frame = load_titanic().frame.dropna().iloc[:200]
+    x, y = frame[["age", "sibsp"]], frame["survived"]
+    on_array = LogisticRegression().fit(x.to_numpy(), y)
+    on_frame = LogisticRegression().fit(x, y)
+    task = Task("classification", ("died", "survived"), has_proba=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = score(on_array, task, x)
+        assert score(on_frame, task, x).values == on_frame.predict(x).tolist()
+    assert scores.values == on_array.predict(x.to_numpy()).tolist()
+    np.testing.assert_array_equal(scores.proba, on_array.predict_proba(x.to_numpy()))
+    assert model_input(on_frame, x) is x and isinstance(model_input(on_array, x), np.ndarray)
 
 
 def imported_schema(imported):
@@ -299,6 +333,40 @@ def test_mlflow_skops_model_uses_signature_and_example(mlflow_models, titanic_cs
     assert schema.feature("sibsp").dtype == "int"
 
 
+@pytest.mark.slow
+def test_an_mlflow_model_serves_its_input_example_as_the_openapi_example(mlflow_models):
+    """The MLflow folder imported with its signature alone, then a real `skserve serve`:
+    /docs.json's example requests (/predict, /predict_batch, V2 infer) are the MLflow input
+    example's first row, and the service answers it as the saved pipeline does."""
+    folder = mlflow_models["skops"]
+    out = skserve_import(folder, "--name", "mlflow-served", "--version", "v1",
+                         "--trust", "numpy.dtype")
+    assert out.returncode == 0, out.stderr
+    example = {"pclass": "1st", "sex": "female", "age": 29.0, "sibsp": 0, "parch": 0}
+    server = start_server("mlflow-served:v1")
+    try:
+        paths = json.loads(call(server.url + "/docs.json")[2])["paths"]
+
+        def request_example(path: str) -> object:
+            return paths[path]["post"]["requestBody"]["content"]["application/json"][
+                "example"]
+
+        assert request_example("/predict") == example
+        assert request_example("/predict_batch") == [example]
+        infer = request_example("/v2/models/mlflow-served/infer")
+        assert {i["name"]: i["data"] for i in infer["inputs"]} == \
+            {k: [v] for k, v in example.items()}
+        status, _, answer = post(server, "/predict", example)
+        assert status == 200, answer
+    finally:
+        stop_server(server)
+    model = skops.io.load(folder / "model.skops", trusted=["numpy.dtype"])
+    x = pd.DataFrame([example])
+    assert answer["label"] == model.predict(x)[0]
+    assert list(answer["probabilities"].values()) == pytest.approx(
+        model.predict_proba(x)[0].tolist(), abs=1e-12)
+
+
 def test_mlflow_cloudpickle_model_needs_trust_pickle(mlflow_models):
     folder = mlflow_models["cloudpickle"]
     with pytest.raises(InvalidInput, match="add --trust-pickle"):
@@ -338,8 +406,11 @@ def test_a_model_from_another_version_that_cannot_serve_is_refused(fixture, mess
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert message in last and "Traceback" not in out.stderr
-    assert (f"saved with scikit-learn 1.6.1; this is scikit-learn {sklearn.__version__}"
-            in out.stderr) or "saved with scikit-learn 1.6.1 and this is" in last
+    # the refusal itself names both versions and what to do (not --sample, which would
+    # not help)
+    assert (f"it was saved with scikit-learn 1.6.1 and this is {sklearn.__version__}: load "
+            "it with scikit-learn 1.6.1 and save it again") in last
+    assert "--sample" not in last
     assert "gone" not in skserve_models()
 
 

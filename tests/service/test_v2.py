@@ -162,7 +162,7 @@ def test_null_is_a_missing_value_where_training_had_some(classifier_server):
 def test_v2_infer_takes_json_or_binary_tensors_only(classifier_server):
     url = classifier_server.url + "/v2/models/titanic/infer"
     got, _, raw = call(url, b"inputs=1", "text/plain")
-    assert got == 415 and "error" in json.loads(raw)
+    assert got == 415 and "application/octet-stream" in json.loads(raw)["error"]
     got, _, raw = call(url, b"\x00\x01", "application/octet-stream")  # no JSON header
     assert got == 400 and "not JSON" in json.loads(raw)["error"]
 
