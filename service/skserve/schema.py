@@ -252,8 +252,9 @@ def response_model(task: Task, target: str, name: str = "Prediction") -> type[Ba
 
 
 def example_answer(task: Task, schema: FeatureSchema, model_version: str) -> dict[str, Any]:
-    """An illustrative answer of the model's shape (not a real prediction): the middle of the
-    target range, or the first class at 0.8 with the rest sharing 0.2."""
+    """An illustrative answer of the model's shape (not a real prediction), for a document
+    built where the model is not loaded: the middle of the target range, or the first class
+    at 0.8 with the rest sharing 0.2."""
     if not task.is_classifier:
         low, high = schema.target_min, schema.target_max
         value = round((low + high) / 2, 3) if low is not None and high is not None else 0.0

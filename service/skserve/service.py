@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 import bentoml
+from bentoml.exceptions import BentoMLException
 
 from . import __version__, importguard, logs, rest, store, v2
 from .batching import MicroBatcher
@@ -23,7 +24,7 @@ from .errors import InvalidInput
 from .inputs import serving_path
 from .metrics import ServiceMetrics
 from .openapi import complete_openapi
-from .outputs import Task, score
+from .outputs import Scores, Task, score
 from .recycling import from_env as recycler_from_env
 from .schema import (
     example_answer,
@@ -79,10 +80,21 @@ def openapi_document() -> dict[str, Any]:
         "/predict (one row), /predict_batch (a list of rows), /metadata (the model and its "
         "input contract) and the Open Inference Protocol under /v2.")
     document["info"].pop("contact", None)
-    answer = example_answer(TASK, SCHEMA, INFO.tag)
+    answer = documented_answer()
     schemas = {model.__name__: model.model_json_schema() for model in (Row, Prediction)}
     return complete_openapi(document, schemas, EXAMPLE_ROW, answer, metadata_document(INFO),
                             v2.openapi_paths(V2_MODEL, EXAMPLE_ROW, answer))
+
+
+def documented_answer() -> dict[str, Any]:
+    """The example answer in /docs.json: the model's own answer to the example row where the
+    model is loaded (a worker builds the document on the first GET /docs.json), else one of
+    its shape (`schema.example_answer`, not a prediction)."""
+    try:
+        service = bentoml.get_current_service()
+    except BentoMLException:
+        return example_answer(TASK, SCHEMA, INFO.tag)
+    return answer(service.example_output())
 
 
 def metadata_document(info: store.ModelInfo) -> dict[str, Any]:
@@ -158,11 +170,22 @@ class SKServe:
         self.metrics.observe_call(len(rows))
         scores = score(self.path.model, TASK, self.path.to_input(rows))
         self.metrics.observe_scored(scores, out_of_range_counts(SCHEMA, rows))
-        if not TASK.is_classifier:
-            return scores.values.tolist()
-        if scores.proba is None:
-            return [(label, None) for label in scores.values]
-        return list(zip(scores.values, scores.proba.tolist(), strict=True))
+        return outputs(scores)
+
+    def example_output(self) -> Any:
+        """The model's output for the documents' example row, validated as a request's row
+        would be; no metrics (nobody asked for this prediction)."""
+        row = Row.model_validate_json(json.dumps(EXAMPLE_ROW)).__dict__
+        return outputs(score(self.path.model, TASK, self.path.to_input([row])))[0]
+
+
+def outputs(scores: Scores) -> list[Any]:
+    """`score`'s result as one output per row (see `SKServe._predict_rows`)."""
+    if not TASK.is_classifier:
+        return scores.values.tolist()
+    if scores.proba is None:
+        return [(label, None) for label in scores.values]
+    return list(zip(scores.values, scores.proba.tolist(), strict=True))
 
 
 def answer(output: Any) -> dict[str, Any]:

@@ -323,8 +323,8 @@ def example_request(model: Model, row: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_paths(model: Model, row: dict[str, Any], answer: dict[str, Any]
                   ) -> dict[str, Any]:
-    """The V2 routes for /docs.json, each with an example; `answer` is an example /predict
-    answer of this model (`schema.example_answer`)."""
+    """The V2 routes for /docs.json, each with an example; `answer` is this model's /predict
+    answer to `row` (`service.documented_answer`)."""
     if model.task.is_classifier:
         outputs = [(answer["label"],)] if "probabilities" not in answer else \
             [(answer["label"], list(answer["probabilities"].values()))]

@@ -95,6 +95,9 @@ def test_docs_examples_validate_and_serve(classifier_server, docs, path, many):
     jsonschema.validate(body, _resolved(docs, answer["schema"]))
     first = body[0] if many else body
     assert first["label"] in ("died", "survived")
+    shown = answer["example"][0] if many else answer["example"]  # the model's own answer
+    assert shown["label"] == first["label"]
+    assert shown["probabilities"] == pytest.approx(first["probabilities"], abs=1e-12)
     bad = {**(request["example"][0] if many else request["example"]), "sex": "other"}
     with pytest.raises(jsonschema.ValidationError):  # the schema is strict, as the server is
         jsonschema.validate([bad] if many else bad, _resolved(docs, request["schema"]))
@@ -113,6 +116,8 @@ def test_docs_document_metadata_and_v2(classifier_server, docs):
     shown = infer["responses"]["200"]["content"]["application/json"]["example"]
     assert [(o["name"], o["datatype"]) for o in shown["outputs"]] == \
         [(o["name"], o["datatype"]) for o in body["outputs"]]
+    assert shown["outputs"][0]["data"] == body["outputs"][0]["data"]
+    assert shown["outputs"][1]["data"] == pytest.approx(body["outputs"][1]["data"], abs=1e-12)
 
 
 def test_class_metrics_count_each_prediction(classifier_server, model):

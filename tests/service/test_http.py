@@ -108,6 +108,16 @@ def test_openapi_names_the_generated_row_fields(server, model):
     assert row["additionalProperties"] is False
 
 
+def test_openapi_example_answer_is_the_models_answer(server):
+    """The documented answer is what the server answers to the documented request."""
+    predict = json.loads(call(server.url + "/docs.json")[2])["paths"]["/predict"]["post"]
+    request = predict["requestBody"]["content"]["application/json"]["example"]
+    shown = predict["responses"]["200"]["content"]["application/json"]["example"]
+    status, _, body = post(server, "/predict", request)
+    assert status == 200, body
+    assert shown == body
+
+
 def test_metrics_are_present_and_move(server, model):
     _, info = model
     before = metric(server, "skserve_predictions_total", model_version=info.tag)
