@@ -256,15 +256,15 @@ def _latency(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
     total = _total(canary)
     if total < max(t.min_samples, 1):
         return _too_few(t, total, "canary requests")
-    p95 = Quantile.of(canary, 0.95, scale=1000)
-    numbers: dict[str, Any] = {"requests": total, **p95.numbers("p95_ms")}
+    p95 = Latency.of(canary, 0.95)
+    numbers: dict[str, Any] = {"requests": total, **p95.numbers("p95")}
     # the limit from the stable's bucket: its lower end decides, its upper end says whether
     # a canary over the limit is surely over vs_stable × the stable's true p95
     limit = surely = t.threshold
     stable_text = why = ""
     if t.vs_stable is not None and _total(stable) >= max(t.min_samples, 1):
-        base = Quantile.of(stable, 0.95, scale=1000)
-        numbers.update(base.numbers("stable_p95_ms"), stable_requests=_total(stable))
+        base = Latency.of(stable, 0.95)
+        numbers.update(base.numbers("stable_p95"), stable_requests=_total(stable))
         limit = max(limit, t.vs_stable * base.low)
         surely = max(surely, t.vs_stable * base.high)
         stable_text = f"; stable {base.text()}"
@@ -448,32 +448,33 @@ def quantile_bucket(h: Histogram, q: float) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
-class Quantile:
-    """A quantile read from buckets: `estimate` (interpolated) and the bucket it lies in,
-    `low` < true ≤ `high`, in the histogram's unit × `scale`."""
+class Latency:
+    """A latency quantile read from request-duration buckets, in ms: `estimate`
+    (interpolated) and the bucket that holds the true one, `low` < true ≤ `high`."""
 
     estimate: float
     low: float
     high: float
 
     @classmethod
-    def of(cls, h: Histogram, q: float, scale: float = 1.0) -> Quantile:
-        def scaled(x: float) -> float:  # 0.06095 s is 60.95 ms, not 60.949999999999996
-            return float(f"{x * scale:.12g}")
+    def of(cls, h: Histogram, q: float) -> Latency:
+        """From buckets in seconds."""
+        def ms(seconds: float) -> float:  # 0.06095 s is 60.95 ms, not 60.949999999999996
+            return float(f"{seconds * 1000:.12g}")
 
         low, high = quantile_bucket(h, q)
-        return cls(scaled(quantile(h, q)), scaled(low), scaled(high))
+        return cls(ms(quantile(h, q)), ms(low), ms(high))
 
     @property
     def decided(self) -> float:
         """What a gate compares with its limit: the upper end (the lower when unbounded)."""
         return self.high if math.isfinite(self.high) else self.low
 
-    def numbers(self, key: str) -> dict[str, float | None]:
-        """`key` (the estimate), `key`_low and `key`_high (None when unbounded: JSON)."""
-        base = key.removesuffix("_ms")
-        return {key: self.estimate, f"{base}_low_ms": self.low,
-                f"{base}_high_ms": self.high if math.isfinite(self.high) else None}
+    def numbers(self, name: str) -> dict[str, float | None]:
+        """`name`_ms (the estimate), `name`_low_ms, `name`_high_ms (None when unbounded,
+        which JSON cannot say)."""
+        return {f"{name}_ms": self.estimate, f"{name}_low_ms": self.low,
+                f"{name}_high_ms": self.high if math.isfinite(self.high) else None}
 
     def text(self) -> str:
         """e.g. '297.2–328.1 ms (≈306)', '≤ 3.125 ms (≈3.125)', '> 30000 ms'."""
