@@ -294,17 +294,28 @@ def profile_summary(files: list[Path], top: int = 25) -> str:
 # --------------------------------------------------------------------------- one run
 
 
-def rows_per_model_call(url: str) -> float | None:
-    """skserve's mean rows per model call over the server's life, from its /metrics
-    (`skserve_model_batch_rows` sum over count): how much the micro-batcher merged."""
-    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
-        text = resp.read().decode()
+def scrape(url: str, times: int = 20) -> dict[str, float | None]:
+    """skserve's /metrics after the load, fetched `times` times: its size (KB), series
+    (sample lines), the median ms to answer (what every Prometheus scrape costs a pod; the
+    request-duration buckets are most of it), and the mean rows per model call over the
+    server's life (`skserve_model_batch_rows` sum over count: how much the micro-batcher
+    merged)."""
+    took = []
+    for _ in range(times):
+        start = time.perf_counter()
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        took.append((time.perf_counter() - start) * 1000)
+    lines = text.splitlines()
     totals = {"_sum": 0.0, "_count": 0.0}
-    for line in text.splitlines():
+    for line in lines:
         for suffix in totals:
             if line.startswith(f"skserve_model_batch_rows{suffix}"):
                 totals[suffix] += float(line.rsplit(" ", 1)[1])
-    return totals["_sum"] / totals["_count"] if totals["_count"] else None
+    return {"rows per model call": totals["_sum"] / totals["_count"] if totals["_count"]
+            else None, "/metrics KB": len(text.encode()) / 1024,
+            "/metrics series": sum(1 for line in lines if line and not line.startswith("#")),
+            "scrape ms": statistics.median(took)}
 
 
 def worker_cpu(before: Any, after: Any) -> list[tuple[int, float]]:
@@ -359,7 +370,7 @@ def bench_one(target: Target, argv: list[str], env: dict, users: int, duration: 
         after = sample_tree(server.pid)
         busy = worker_cpu(before, after)[:2]
         libs = native_libs([pid for pid, _ in busy])  # while the workers are alive
-        per_call = rows_per_model_call(server.url) if target.peer is None else None
+        scraped = scrape(server.url) if target.peer is None else {}
         for spy in spies:
             spy.wait(timeout=60)
     if profile:
@@ -368,13 +379,14 @@ def bench_one(target: Target, argv: list[str], env: dict, users: int, duration: 
     return {"server": target.name, "rps": result.rps, "p50 ms": result.p50_ms,
             "p95 ms": result.p95_ms, "p99 ms": result.p99_ms, "failures": result.failures,
             "server CPU ms/req": cpu_ms_per_request(before, after, result.requests),
-            "rows per model call": per_call,
+            "rows per model call": scraped.get("rows per model call"),
             "worker CPU split": (cpu[-1] / cpu[0]) if len(cpu) == 2 and cpu[0] else 0.0,
             "loaded in workers": libs,
             "RSS MB/worker": max(p.rss_bytes for p in after.procs.values()) / 2**20,
             "cold start s": cold, "max |Δ| vs in-process": worst,
             "Locust CPU": max(result.loadgen_cpu.values(), default=0.0),
-            "Locust saturated": result.loadgen_saturated}
+            "Locust saturated": result.loadgen_saturated,
+            **{k: scraped.get(k) for k in ("/metrics KB", "/metrics series", "scrape ms")}}
 
 
 # --------------------------------------------------------------------------- the report
@@ -561,12 +573,14 @@ def main() -> int:
     columns = ["server", "rps", "rps vs best peer", "p50 ms", "p95 ms", "p99 ms", "failures",
                "server CPU ms/req", "CPU vs best peer", "rows per model call",
                "worker CPU split", "loaded in workers", "RSS MB/worker",
-               "cold start s", "max |Δ| vs in-process", "Locust CPU", "Locust saturated"]
+               "cold start s", "max |Δ| vs in-process", "Locust CPU", "Locust saturated",
+               "/metrics KB", "/metrics series", "scrape ms"]
     formats = {"rps": ".0f", "rps vs best peer": ".2f", "p50 ms": ".0f", "p95 ms": ".0f",
                "p99 ms": ".0f", "server CPU ms/req": ".2f", "CPU vs best peer": ".2f",
                "rows per model call": ".1f", "worker CPU split": ".2f",
                "RSS MB/worker": ".0f", "cold start s": ".1f",
-               "max |Δ| vs in-process": "g", "Locust CPU": ".2f"}
+               "max |Δ| vs in-process": "g", "Locust CPU": ".2f", "/metrics KB": ".0f",
+               "/metrics series": ".0f", "scrape ms": ".1f"}
     low, high = min(a[0] for a in loads), max(a[0] for a in loads)
     body = (
         f"`make bench-serve`: {args.users} users, {args.duration:g} s per run, {args.rounds} "

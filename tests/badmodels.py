@@ -1,4 +1,4 @@
-"""Genuinely bad model versions, trained here, for tests that must see a bad model fail.
+"""Genuinely bad model versions, built here, for tests that must see a bad model fail.
 
 No fault flags in the serving or batch code: each model below is a real scikit-learn pipeline
 saved to the model store with the same metadata `skserve train` writes, and it is bad the
@@ -8,12 +8,17 @@ way real models are bad.
   plausible numbers, all wrong.
 - `save_slow`: a very large random forest: correct-ish predictions, each call costs tens of
   milliseconds of CPU.
+- `save_waiting`: a stored model behind a step that waits a set time per call, as a feature
+  lookup over the network does: the same answers, each call a known time slower whatever
+  the machine's load (the step is `tests.waiting.Wait`: the server needs the repository on
+  PYTHONPATH to load it).
 - `save_retrained`: the control: a good retrain of a stored model, to be promoted.
 - `save_failing`: the time and temperature features are fine, but WorkDay was one-hot
   encoded from workdays only (`handle_unknown="error"`), so `predict` raises on every
   non-workday row (about a third of valid inputs) while the schema accepts them.
 
-Every function takes a `Dataset` (e.g. `tests.conftest.small_dataset()`) and returns the tag.
+Every function but `save_waiting` takes a `Dataset` (e.g. `tests.conftest.small_dataset()`);
+each returns the tag.
 """
 
 from __future__ import annotations
@@ -109,3 +114,13 @@ def save_retrained(dataset: Dataset, base: str, name: str = "demand",
     X, y = _xy(dataset)
     fresh.fit(X, y)
     return _save(dataset, name, version, fresh, str(info.metadata.get("family", "retrained")))
+
+
+def save_waiting(base: str, low_s: float, high_s: float, name: str = "demand",
+                 version: str = "waiting") -> str:
+    """`base`'s pipeline behind a `Wait(low_s, high_s)` step, with `base`'s metadata."""
+    from tests.waiting import Wait
+
+    pipeline, info = store.load(base)
+    waiting = Pipeline([("lookup", Wait(low_s, high_s)), ("model", pipeline)])
+    return store.save(name, waiting, info.metadata, dict(info.labels), version=version).tag

@@ -12,12 +12,38 @@ What a model's answers look like, per version, for comparing versions in a rollo
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
 from .outputs import Scores, Task
 from .schema import FeatureSchema
 from .store import ModelInfo
+
+
+def duration_buckets(low: float, high: float, factor: float, digits: int = 4) -> list[float]:
+    """Upper bounds `factor` apart from `low` up to `high` (seconds), rounded to `digits`
+    significant digits: BentoML's exponential buckets (`metrics.duration` min/max/factor)
+    without their float drift, so a label reads le="0.05", not "0.0499999999999999", and a
+    threshold of 0.05 s or 0.1 s is a bound exactly."""
+    bounds, k = [], 0
+    while low * factor ** k < high:
+        bounds.append(float(f"{low * factor ** k:.{digits}g}"))
+        k += 1
+    return [*bounds, high]
+
+
+# Bounds of BentoML's request-duration histogram (`bentoml_service_request_duration_seconds`,
+# set through its `metrics.duration.buckets`): 2**(1/7) apart from 3.125 ms to 30 s (the
+# request timeout), 94 bounds and +Inf. A quantile read from buckets lies in the same bucket
+# as the true one, so between 3.125 ms and 30 s it is less than DURATION_ERROR (10.5 %) off:
+# the rollout's latency check reports that bucket, the p95 alert interpolates inside it.
+# BentoML's default bounds are up to 2.5x apart (a p95 of 1046 ms read as 2425 ms). 50 ms
+# (the rollout's p95 floor), 100 ms (the alert's default) and their doublings are bounds.
+# The cost (series per pod, /metrics size and scrape time, CPU): BENCHMARKS.md.
+DURATION_BUCKETS = duration_buckets(0.05 / 16, 30.0, 2 ** (1 / 7))
+DURATION_ERROR = max(b / a for a, b in pairwise(DURATION_BUCKETS)) - 1
 
 # The top class's probability is at least 1/classes: finer where decisions are made.
 CONFIDENCE_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9,

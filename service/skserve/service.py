@@ -22,7 +22,7 @@ from .batching import MicroBatcher
 from .edge import EdgeMiddleware, RowsValidator, default_max_body_bytes
 from .errors import InvalidInput
 from .inputs import serving_path
-from .metrics import ServiceMetrics
+from .metrics import DURATION_BUCKETS, ServiceMetrics
 from .openapi import complete_openapi
 from .outputs import Scores, Task, score
 from .recycling import from_env as recycler_from_env
@@ -141,7 +141,7 @@ def tracing_config() -> dict[str, Any]:
     workers=WORKERS,
     traffic={"timeout": 30},
     logging={"access": {"enabled": os.environ.get("SKSERVE_ACCESS_LOG", "") == "1"}},
-    metrics={"enabled": True},
+    metrics={"enabled": True, "duration": {"buckets": DURATION_BUCKETS}},
     tracing=tracing_config(),
 )
 class SKServe:

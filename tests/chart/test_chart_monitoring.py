@@ -5,6 +5,7 @@ when installed: `apt-get install prometheus`)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_helpers import REPO, find, render
+from chart_helpers import CHART, REPO, find, render
 
 RULES_FILE = REPO / "k8s" / "monitoring" / "prometheus-rules.yaml"
 DASHBOARD = REPO / "k8s" / "monitoring" / "grafana-dashboard.json"
@@ -165,3 +166,30 @@ def test_request_queries_select_the_routes_the_analysis_judges() -> None:
     assert len(request_exprs) >= 6
     for e in request_exprs:
         assert set(re.findall(r'endpoint=~"[^"]*"', e)) == {ENDPOINTS}, e
+
+
+def test_latency_texts_state_the_served_buckets() -> None:
+    """What the alert, the dashboard, the values and the READMEs say about the p95's error
+    is what skserve serves (`skserve.metrics`): the first and last bound and the widest
+    step; the alert's threshold cannot go past the last bound (histogram_quantile stops
+    there, so the alert could never fire)."""
+    from skserve.metrics import DURATION_BUCKETS, DURATION_ERROR
+    from skserve.rollout import analysis
+
+    stated = f"{math.ceil(DURATION_ERROR * 1000) / 10:g} %"
+    assert (stated, DURATION_BUCKETS[0], DURATION_BUCKETS[-1]) == ("10.5 %", 0.003125, 30.0)
+    (rule,) = [r for r in chart_rules() if r["alert"] == "SkserveHighLatencyP95"]
+    (panel,) = [p for p in json.loads(DASHBOARD.read_text())["panels"]
+                if "Latency" in p["title"]]
+    texts = {"values.yaml": (CHART / "values.yaml").read_text(),
+             "rules file": RULES_FILE.read_text(), "dashboard": panel["description"],
+             "README": (REPO / "README.md").read_text()}
+    texts = {k: " ".join(v.replace("#", "").split()) for k, v in texts.items()}
+    for where, text in texts.items():
+        assert stated in text and "3.125 ms to 30 s" in text, where
+    assert stated in rule["annotations"]["description"]
+    assert stated in " ".join(analysis.__doc__.split())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    limit = schema["properties"]["monitoring"]["properties"]["prometheusRule"]["properties"][
+        "latencyP95Seconds"]
+    assert limit["maximum"] == DURATION_BUCKETS[-1]

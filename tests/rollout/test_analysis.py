@@ -10,6 +10,7 @@ import re
 import pytest
 
 from skserve.errors import InvalidInput
+from skserve.metrics import DURATION_BUCKETS, DURATION_ERROR
 from skserve.rollout import analysis as an
 from skserve.rollout.analysis import MetricTemplate
 
@@ -47,20 +48,122 @@ def test_success_rate_pass_fail_and_too_little_traffic():
 
 # --- latency --------------------------------------------------------------------------------
 
-def test_latency_fails_only_when_over_the_limit_and_much_slower_than_stable():
-    t = tpl("latency_p95", 100.0, vs_stable=2.0, min_samples=50)
-    slow = {"requests": 200.0, "p95": 0.250, "stable_requests": 900.0, "stable_p95": 0.040}
-    assert an.measure(t, slow).measured == "fail"
-    busy_machine = {"requests": 200.0, "p95": 0.150, "stable_requests": 900.0,
-                    "stable_p95": 0.120}  # both slow: the machine, not the model
-    r = an.measure(t, busy_machine)
-    assert r.measured == "pass" and r.numbers["stable_p95_ms"] == pytest.approx(120)
-    fast = {"requests": 200.0, "p95": 0.030, "stable_requests": 900.0, "stable_p95": 0.010}
-    assert an.measure(t, fast).measured == "pass"  # 3x slower but under the 100 ms floor
-    no_stable = {"requests": 200.0, "p95": 0.150, "stable_requests": 0.0, "stable_p95": None}
-    assert an.measure(t, no_stable).measured == "fail"  # absolute limit alone
-    assert an.measure(t, {**slow, "requests": 10.0}).measured == "inconclusive"
-    assert an.measure(t, {**slow, "p95": None}).measured == "inconclusive"
+# BentoML's default request-duration buckets, what skserve served with before its own
+OLD_DURATION_BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
+                       180]
+
+
+def spread_ms(low, high, n=1000):
+    """`n` latencies evenly from `low` to `high` ms: a server answering in that range."""
+    return [low + (high - low) * i / (n - 1) for i in range(n)]
+
+
+def exact_p95(values):
+    """The nearest-rank p95: the smallest value with at least 95 % at or below it."""
+    return sorted(values)[math.ceil(0.95 * len(values)) - 1]
+
+
+def durations(values_ms, bounds=DURATION_BUCKETS):
+    """What the latency queries return for these latencies: cumulative request-duration
+    buckets in seconds, as Prometheus sums them by `le`."""
+    return cumulative([v / 1000 for v in values_ms], bounds)
+
+
+def latency(threshold, canary_ms, stable_ms=(), bounds=DURATION_BUCKETS, **kw):
+    t = tpl("latency_p95", threshold, vs_stable=kw.pop("vs_stable", 2.0), min_samples=50, **kw)
+    return an.measure(t, {"buckets": durations(canary_ms, bounds),
+                          "stable_buckets": durations(stable_ms, bounds) if stable_ms else []})
+
+
+# (latencies, the bucket of skserve's that holds their p95 [ms], BentoML's default one and
+# what histogram_quantile made of it): the cases of issue 9, item 6
+CASES = [((1002, 1049), (975.2, 1077), (1000, 2500), 2425),
+         ((51, 60), (55.2, 60.95), (50, 100), 97.5),
+         ((260, 300), (297.2, 328.1), (250, 500), 487.5)]
+
+
+@pytest.mark.parametrize("spread,bucket,old_bucket,old_estimate", CASES)
+def test_latency_names_the_bucket_that_holds_the_true_p95(spread, bucket, old_bucket,
+                                                          old_estimate):
+    values = spread_ms(*spread)
+    truth = exact_p95(values)
+    r = latency(1e6, values)
+    n = r.numbers
+    assert (n["p95_low_ms"], n["p95_high_ms"]) == bucket
+    assert n["p95_low_ms"] < truth <= n["p95_high_ms"]
+    assert n["p95_high_ms"] / n["p95_low_ms"] <= 1 + DURATION_ERROR
+    assert abs(n["p95_ms"] - truth) / truth < DURATION_ERROR  # the interpolated estimate
+    assert r.value == n["p95_high_ms"]  # what the gate decided on
+    assert f"p95 {bucket[0]:g}–{bucket[1]:g} ms (≈" in r.detail
+    # BentoML's default buckets: the same maths, a bucket 2-2.5x wide around the truth
+    old = latency(1e6, values, bounds=OLD_DURATION_BOUNDS).numbers
+    assert (old["p95_low_ms"], old["p95_high_ms"]) == pytest.approx(old_bucket)
+    assert old["p95_ms"] == pytest.approx(old_estimate)
+
+
+def test_latency_verdicts_on_thresholds_between_the_old_bounds():
+    """A server answering in 260-300 ms (p95 298) fails a 250 ms limit and passes 350 ms;
+    one answering in 1002-1049 ms fails 1000 ms; limits inside the p95's bucket fail, as the
+    p95 may be over them, and say so."""
+    slow, slower, fast = spread_ms(260, 300), spread_ms(1002, 1049), spread_ms(51, 60)
+    over = latency(250, slow)
+    assert over.measured == "fail" and over.detail.endswith("limit 250 ms: over it")
+    assert latency(350, slow).measured == "pass"
+    assert latency(330, slow).measured == "pass"  # 328.1 is the bucket's upper end
+    assert latency(1000, slower).measured == "fail"
+    assert latency(62, fast).measured == "pass"
+    inside = latency(60, fast)  # the true 59.55 is under, but the bucket reaches 60.95
+    assert inside.measured == "fail"
+    assert inside.detail.endswith("limit 60 ms: within a bucket of it, failed as it may be over")
+    assert latency(50, fast).detail.endswith("over it")  # 50 ms is a bound: exact
+
+
+def test_latency_limit_from_the_stable_slot_uses_its_bucket():
+    """vs_stable: the limit is the ratio times the lower end of the stable's bucket, so a
+    canary over the ratio never passes; one surely over it says so."""
+    stable = spread_ms(36, 44)  # p95 43.6, in 41.02-45.29 ms
+    busy = latency(50, spread_ms(60, 72), stable)  # p95 71.4, at most 74.3 < 2 x 41.02
+    assert busy.measured == "pass"
+    n = busy.numbers
+    assert n["stable_p95_low_ms"] < exact_p95(stable) <= n["stable_p95_high_ms"]
+    assert n["limit_ms"] == pytest.approx(2 * n["stable_p95_low_ms"])
+    assert "stable 41.02–45.29 ms" in busy.detail
+    assert "limit 82.04 ms (2 × the stable's lower end)" in busy.detail
+    slow = latency(50, spread_ms(95, 110), stable)  # p95 109, at least 100 > 2 x 45.29
+    assert slow.measured == "fail" and slow.detail.endswith("over it")
+    near = latency(50, spread_ms(75, 85.5), stable)  # 82.03-90.57: may be under 2 x 43.6
+    assert near.measured == "fail" and "within a bucket of it" in near.detail
+    fast = latency(50, spread_ms(20, 30), spread_ms(5, 10))  # 3x slower, under the floor
+    assert fast.measured == "pass" and fast.numbers["limit_ms"] == 50
+    alone = latency(50, spread_ms(95, 110))  # no stable traffic: the absolute limit alone
+    assert alone.measured == "fail" and "stable_p95_ms" not in alone.numbers
+
+
+def test_latency_beyond_the_last_bucket_and_too_little_traffic():
+    timeouts = latency(50, [31000.0] * 100)
+    assert timeouts.measured == "fail" and "p95 > 30000 ms" in timeouts.detail
+    assert timeouts.numbers["p95_high_ms"] is None and timeouts.value == 30000
+    few = latency(50, spread_ms(1, 2, n=10))
+    assert few.measured == "inconclusive" and "only 10" in few.detail
+    assert latency(50, []).measured == "inconclusive"
+    quick = latency(50, spread_ms(1, 2))
+    assert quick.measured == "pass" and "p95 ≤ 3.125 ms" in quick.detail
+
+
+def test_quantile_bucket_holds_the_true_quantile_of_any_sample():
+    """The stated error: over skserve's range the true p95 lies in the reported bucket, at
+    most DURATION_ERROR wide, and the estimate is within it."""
+    rng = random.Random(5)
+    for _ in range(200):
+        values = [rng.lognormvariate(rng.uniform(-4, 2), rng.uniform(0.05, 1.5)) * 1000
+                  for _ in range(rng.randint(50, 800))]
+        truth = exact_p95(values)
+        h = an._histogram(durations(values))
+        low, high = (x * 1000 for x in an.quantile_bucket(h, 0.95))
+        assert low < truth <= high
+        if DURATION_BUCKETS[0] * 1000 <= low and high <= DURATION_BUCKETS[-1] * 1000:
+            assert high / low <= 1 + DURATION_ERROR
+            assert abs(an.quantile(h, 0.95) * 1000 - truth) < DURATION_ERROR * truth
 
 
 # --- prediction distribution -----------------------------------------------------------------
@@ -268,8 +371,10 @@ def test_queries_select_each_slot_over_one_window():
         assert all("[42s]" in promql for promql in q.values())
         assert any('slot="green"' in promql for promql in q.values())
     latency = an.queries(tpl("latency_p95", 100, vs_stable=2), "A", "B", "9s")
-    assert 'slot' not in latency["p95"] and "{A," in latency["p95"]
-    assert "{B," in latency["stable_p95"]
+    assert 'slot' not in latency["buckets"] and "{A," in latency["buckets"]
+    assert "{B," in latency["stable_buckets"]
+    assert all(q.startswith("sum by (le) (increase(bentoml_service_request_duration_seconds_"
+                            "bucket{") for q in latency.values())
 
 
 # --- a run: failure limits, reuse, the verdict --------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,7 @@ import pytest
 
 from skserve.rollout import analysis
 from skserve.rollout.prometheus import Prometheus
-from tests.conftest import SKSERVE, small_dataset
+from tests.conftest import REPO, SKSERVE, small_dataset
 
 pytestmark = [
     pytest.mark.slow,
@@ -122,11 +123,11 @@ def rows_for(tag: str) -> list[bytes]:
                                seed=1, size=512).encoded
 
 
-def rollout(stack, *args: str, timeout: float = 240) -> tuple[subprocess.CompletedProcess,
-                                                               float, float]:
+def rollout(stack, *args: str, timeout: float = 240, env: dict | None = None,
+            ) -> tuple[subprocess.CompletedProcess, float, float]:
     t0 = time.time()
     proc = subprocess.run([SKSERVE, "rollout", *args, "--local", "--dir", str(stack["root"])],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)
     return proc, t0, time.time()
 
 
@@ -145,10 +146,10 @@ def failed_checks(doc: dict) -> set[str]:
 
 
 def send_known_rows(stack, prom: Prometheus, rows: list[dict], headers: dict,
-                    ) -> tuple[list[dict], str]:
+                    ) -> tuple[list[dict], str, list[float]]:
     """Post `rows` to slot blue once Prometheus has seen it serve (increase() needs series
     that exist before the window), wait until it has scraped them all; (answers, a PromQL
-    range covering exactly them)."""
+    range covering exactly them, their client-side latencies in ms)."""
     scored = 'sum(skserve_predictions_total{slot="blue"})'
 
     def scraped(n: float) -> None:  # until Prometheus has seen `n` rows (a busy machine lags)
@@ -156,7 +157,7 @@ def send_known_rows(stack, prom: Prometheus, rows: list[dict], headers: dict,
         while (prom.results({"n": scored})["n"] or 0) < n and time.monotonic() < deadline:
             time.sleep(0.5)
 
-    answers = []
+    answers, ms = [], []
     with httpx.Client(timeout=30) as client:
         for row in rows[-10:]:
             client.post(f"{stack['url']}/predict", json=row, headers=headers)
@@ -164,13 +165,15 @@ def send_known_rows(stack, prom: Prometheus, rows: list[dict], headers: dict,
         time.sleep(2)  # flat counters for a few scrapes before the window starts
         t0 = time.time()
         for row in rows:
+            start = time.perf_counter()
             r = client.post(f"{stack['url']}/predict", json=row, headers=headers)
+            ms.append((time.perf_counter() - start) * 1000)
             assert r.status_code == 200, r.text
             answers.append(r.json())
     scraped(10 + len(rows))
     time.sleep(1)
     # the range starts with samples from before the first request: increase() sees it all
-    return answers, analysis.window(time.time() - t0 + 2.5, 3)
+    return answers, analysis.window(time.time() - t0 + 2.5, 3), ms
 
 
 def test_analysis_promql_measures_known_traffic(stack, versions):
@@ -186,7 +189,7 @@ def test_analysis_promql_measures_known_traffic(stack, versions):
     for row in rows[:40]:  # 40 rows hotter than anything seen in training, still valid
         row["Temperature"] = hot.max + 0.5 * (hot.max - hot.min)
     prom = Prometheus(stack["prometheus_url"])
-    answers, win = send_known_rows(stack, prom, rows, header)
+    answers, win, ms = send_known_rows(stack, prom, rows, header)
     predictions = [a["prediction"] for a in answers]
     sel = 'slot="blue"'
     results = {}
@@ -195,7 +198,12 @@ def test_analysis_promql_measures_known_traffic(stack, versions):
     assert results["success-rate"].samples == pytest.approx(200, rel=0.25)  # increase()
     # extrapolates to the range edges
     assert results["success-rate"].value == 1.0
-    assert 0 < results["latency-p95"].numbers["p95_ms"] < 5000
+    # every request's duration on the server is less than the client saw, so the bucket
+    # that holds the server's p95 starts below the client's p95; it is 2**(1/7) wide
+    latency = results["latency-p95"].numbers
+    assert latency["requests"] == pytest.approx(200, rel=0.25)
+    assert latency["p95_low_ms"] < sorted(ms)[189]  # the nearest-rank p95 of 200
+    assert latency["p95_high_ms"] <= max(3.125, 1.105 * latency["p95_low_ms"])
     median = sorted(predictions)[100]
     canary_median = results["prediction-shift"].numbers["canary_quantiles"][1]
     width = (schema.target_max - schema.target_min) / 10  # one histogram bucket
@@ -224,7 +232,7 @@ def test_class_mix_promql_counts_the_classes_a_classifier_answered(classifier_st
 
     prom = Prometheus(classifier_stack["prometheus_url"])
     rows = [json.loads(r) for r in rows_for(classifier_model)[:160]]
-    answers, win = send_known_rows(classifier_stack, prom, rows,
+    answers, win, _ = send_known_rows(classifier_stack, prom, rows,
                                    {"content-type": "application/json"})
     answered = Counter(str(a["label"]) for a in answers)
     t = analysis.MetricTemplate("class-mix", "class_mix", 0.25, min_samples=50)
@@ -366,3 +374,60 @@ def test_a_second_controller_is_refused_and_abort_rolls_back_with_exit_4(stack, 
     second = subprocess.run([SKSERVE, "rollout", "abort", "--local", "--dir",
                              str(stack["root"])], capture_output=True, text=True, timeout=60)
     assert second.returncode == 4 and "Aborted" in second.stderr
+
+
+def live_version(stack) -> str:
+    """The version taking the traffic now."""
+    weights = (status(stack).get("state") or {}).get("weights") or {}
+    slots = json.loads((stack["root"] / "stack.json").read_text())["slots"]
+    return slots[max(weights, key=weights.get) if weights else next(iter(slots))]["model"]
+
+
+@pytest.mark.parametrize("limit_ms,passes", [(250, False), (350, True)])
+def test_a_limit_between_the_old_bucket_bounds_is_judged_on_the_bucket_of_the_p95(
+        stack, limit_ms, passes):
+    """The live model behind a step that waits 255-270 ms per call (tests/badmodels.py),
+    so it answers in about 260-300 ms; one user at a time, so calls never queue. BentoML's
+    default buckets put its p95 somewhere in 250-500 ms, either side of both limits. Now the
+    verdict names the bucket that holds it (2**(1/7) wide): a 250 ms limit rolls it back,
+    350 ms promotes it, and status and the events show that bucket."""
+    from tests import badmodels
+
+    live = live_version(stack)
+    waiting = badmodels.save_waiting(live, 0.255, 0.27, version=f"waiting{limit_ms}")
+    # the server unpickles tests.waiting.Wait: the repository on its PYTHONPATH
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    with Load(stack["url"], rows_for(live), users=1):
+        proc, *_ = rollout(stack, "start", "--to", waiting, "--steps", "50,100", "--pause",
+                           "15s", "--interval", "2s", "--keep-old", "2s", "--lease-ttl", "3s",
+                           "--min-samples", "10", "--max-p95-ms", str(limit_ms), env=env)
+    doc = status(stack)
+    checks = [c for a in doc["state"]["analyses"] for c in a["checks"]
+              if c["name"] == "latency-p95" and "p95_low_ms" in c["numbers"]]
+    assert checks, doc["state"]["analyses"]
+    for c in checks:
+        low, high = c["numbers"]["p95_low_ms"], c["numbers"]["p95_high_ms"]
+        # the true p95 is in (low, high], a bucket 2**(1/7) wide; every call waited 255 ms
+        # or more (the window may also hold the controller's own smoke requests: the client
+        # here does not see all the requests counted)
+        assert high >= 255 and high / low <= 1.105, c
+        assert low <= c["numbers"]["p95_ms"] <= high
+        assert re.search(rf"p95 {low:g}–{high:g} ms \(≈[0-9.]+\)(; stable [^;]+)?; limit "
+                         rf"{limit_ms} ms: ", c["detail"]), c["detail"]
+    if passes:
+        assert proc.returncode == 0, proc.stderr
+        assert doc["state"]["phase"] == "Succeeded"
+        # the last word (a busy machine may fail one measurement a step: tolerated)
+        assert checks[-1]["measured"] == "pass" and checks[-1]["detail"].endswith("under it")
+    else:
+        assert proc.returncode == 4, proc.stderr
+        assert failed_checks(doc) == {"latency-p95"}  # only latency: the answers are the same
+        assert all(c["measured"] == "fail" for c in checks)
+        events = [json.loads(line) for line in (stack["root"] / "rollouts" /
+                                                "local.events.jsonl").read_text().splitlines()]
+        failed = [e["message"] for e in events if e["reason"] == "AnalysisFailed"][-1]
+        assert re.search(r"latency-p95: p95 [0-9.]+–[0-9.]+ ms \(≈", failed), failed
+    plain = subprocess.run([SKSERVE, "rollout", "status", "--local", "--dir",
+                            str(stack["root"])], capture_output=True, text=True, timeout=60)
+    assert re.search(r"latency-p95 .* p95 [0-9.]+–[0-9.]+ ms", plain.stdout), plain.stdout

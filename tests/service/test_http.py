@@ -136,6 +136,28 @@ def test_metrics_are_present_and_move(server, model):
     assert metric(server, "skserve_model_info", model_version=info.tag) == 1
 
 
+def test_request_durations_use_skserve_buckets(server, model):
+    """BentoML's request-duration histogram has skserve's bounds (the ones the rollout's
+    latency check states its error with), not BentoML's default ones, with short labels:
+    50 ms, the rollout's p95 floor, and 100 ms, the alert's, are bounds exactly."""
+    from skserve.metrics import DURATION_BUCKETS, DURATION_ERROR
+
+    _, info = model
+    assert post(server, "/predict", example_row(info.schema))[0] == 200
+    _, _, text = call(server.url + "/metrics")
+    series = [line for line in text.decode().splitlines()
+              if line.startswith("bentoml_service_request_duration_seconds_bucket{")
+              and 'endpoint="/predict"' in line and 'http_response_code="200"' in line]
+    labels = [re.search(r'le="([^"]+)"', line).group(1) for line in series]
+    assert [float(le) for le in labels] == [*DURATION_BUCKETS, float("inf")]
+    assert {"0.003125", "0.05", "0.1", "0.2972", "30.0", "+Inf"} <= set(labels)
+    assert len(labels) == 95 and DURATION_ERROR < 0.105
+    counts = [float(line.rsplit(" ", 1)[1]) for line in series]
+    assert counts == sorted(counts) and counts[-1] == metric(
+        server, "bentoml_service_request_duration_seconds_count", endpoint="/predict",
+        http_response_code="200")
+
+
 def test_every_model_call_records_the_same_metrics(server, model):
     """Two concurrent 500-row batches raise the rows-per-call histogram's count by the
     number of model calls (1 when the micro-batcher merged them, else 2) and its sum by

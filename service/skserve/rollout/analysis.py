@@ -12,7 +12,14 @@ Kinds, what each measures and when it fails (the threshold's unit in brackets):
 - success_rate: the canary's non-5xx share of /predict and /predict_batch requests;
   fails below the threshold [a share, e.g. 0.99].
 - latency_p95: the canary's p95 request latency; fails above the threshold [ms] AND above
-  `vs_stable` × the stable slot's p95 (judge the model, not a busy machine).
+  `vs_stable` × the stable slot's p95 (judge the model, not a busy machine). Read from
+  BentoML's request-duration histogram, so known to a bucket: the verdict names the bucket
+  that holds the true p95 (of the requests counted in the window) beside the interpolated
+  estimate, and decides on its upper end against `vs_stable` × the lower end of the
+  stable's bucket. So a canary whose p95 is over the limit never passes; one under it fails
+  only when the limit falls inside its bucket (or the stable's), i.e. within one bucket
+  (two for the ratio). skserve serves with buckets 2**(1/7) apart (< 10.5 %) from 3.125 ms
+  to 30 s (`skserve.metrics.DURATION_BUCKETS`), with 50 ms and 100 ms on bounds.
 - prediction_shift: how far the canary's median prediction moved from the stable's
   (from `skserve_prediction_value`, the quartiles shown beside it); fails above the
   threshold [target units; the CLI's default is twice the stable model's hold-out RMSE]
@@ -52,7 +59,8 @@ QUANTILES = (0.25, 0.5, 0.75)
 # The default p95 floor [ms] under which a canary is never failed for latency, however it
 # compares with the stable: below it, a 2x ratio is noise more often than a slower model.
 # 50, not 100: since /predict's lean path a 600-tree forest, 4x slower than the live model,
-# answers in ~95 ms on the local stack and a 100 ms floor promoted it (BENCHMARKS.md).
+# answers in ~95 ms on the local stack and a 100 ms floor promoted it (BENCHMARKS.md). A
+# bound of the serving buckets, so judged exactly: no p95 bucket straddles it.
 LATENCY_FLOOR_MS = 50.0
 DEFAULT_SELECTOR = 'slot="{slot}"'
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
@@ -161,12 +169,11 @@ def queries(t: MetricTemplate, canary: str, stable: str, win: str) -> dict[str, 
     def requests(sel: str, extra: str = "") -> str:
         return f"sum(increase(bentoml_service_request_total{{{sel},{ENDPOINTS}{extra}}}[{win}]))"
 
-    def p95(sel: str) -> str:
-        return ("histogram_quantile(0.95, sum by (le) (rate(bentoml_service_request_duration_"
-                f"seconds_bucket{{{sel},{ENDPOINTS}}}[{win}])))")
+    def buckets(sel: str, metric: str = "skserve_prediction_value_bucket") -> str:
+        return f"sum by (le) (increase({metric}{{{sel}}}[{win}]))"
 
-    def buckets(sel: str) -> str:
-        return f"sum by (le) (increase(skserve_prediction_value_bucket{{{sel}}}[{win}]))"
+    def durations(sel: str) -> str:
+        return buckets(f"{sel},{ENDPOINTS}", "bentoml_service_request_duration_seconds_bucket")
 
     def rows(sel: str) -> str:
         return f"sum(increase(skserve_predictions_total{{{sel}}}[{win}]))"
@@ -175,8 +182,7 @@ def queries(t: MetricTemplate, canary: str, stable: str, win: str) -> dict[str, 
         return {"requests": requests(canary),
                 "errors": requests(canary, ',http_response_code=~"5.."')}
     if t.kind == "latency_p95":
-        return {"requests": requests(canary), "p95": p95(canary),
-                "stable_requests": requests(stable), "stable_p95": p95(stable)}
+        return {"buckets": durations(canary), "stable_buckets": durations(stable)}
     if t.kind in ("prediction_shift", "prediction_psi"):
         return {"buckets": buckets(canary), "stable_buckets": buckets(stable)}
     if t.kind == "class_mix":
@@ -246,20 +252,32 @@ def _success_rate(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
 
 
 def _latency(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
-    total, p95 = _num(r.get("requests")) or 0.0, _num(r.get("p95"))
-    if total < max(t.min_samples, 1) or p95 is None:
+    canary, stable = _histogram(r.get("buckets")), _histogram(r.get("stable_buckets"))
+    total = _total(canary)
+    if total < max(t.min_samples, 1):
         return _too_few(t, total, "canary requests")
-    ms = p95 * 1000
-    stable_n, stable = _num(r.get("stable_requests")) or 0.0, _num(r.get("stable_p95"))
-    numbers = {"p95_ms": ms, "requests": total}
-    limit = t.threshold
-    if t.vs_stable is not None and stable is not None and stable_n >= t.min_samples:
-        numbers["stable_p95_ms"] = stable * 1000
-        limit = max(limit, t.vs_stable * stable * 1000)
-    ok = ms <= limit
-    compare = f"stable {numbers['stable_p95_ms']:.0f} ms, " if "stable_p95_ms" in numbers else ""
-    return (PASS if ok else FAIL, ms, total,
-            f"{t.name}: p95 {ms:.0f} ms ({compare}limit {limit:.0f} ms)", numbers)
+    p95 = Latency.of(canary, 0.95)
+    numbers: dict[str, Any] = {"requests": total, **p95.numbers("p95")}
+    # the limit from the stable's bucket: its lower end decides, its upper end says whether
+    # a canary over the limit is surely over vs_stable × the stable's true p95
+    limit = surely = t.threshold
+    stable_text = why = ""
+    if t.vs_stable is not None and _total(stable) >= max(t.min_samples, 1):
+        base = Latency.of(stable, 0.95)
+        numbers.update(base.numbers("stable_p95"), stable_requests=_total(stable))
+        limit = max(limit, t.vs_stable * base.low)
+        surely = max(surely, t.vs_stable * base.high)
+        stable_text = f"; stable {base.text()}"
+        why = f" ({t.vs_stable:g} × the stable's lower end)" if limit > t.threshold else ""
+    numbers["limit_ms"] = limit
+    if p95.high <= limit:
+        measured, outcome = PASS, "under it"
+    elif p95.low >= surely:
+        measured, outcome = FAIL, "over it"
+    else:  # the true p95 may be either side of the true limit: never pass what may be over
+        measured, outcome = FAIL, "within a bucket of it, failed as it may be over"
+    return (measured, p95.decided, total, f"{t.name}: p95 {p95.text()}{stable_text}; limit "
+            f"{_ms(limit)} ms{why}: {outcome}", numbers)
 
 
 def _shift(t: MetricTemplate, r: Mapping[str, Any]) -> tuple:
@@ -415,6 +433,60 @@ def quantile(h: Histogram, q: float) -> float:
             return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count)
         prev_le, prev_count = le, count
     return prev_le if prev_le is not None else math.nan
+
+
+def quantile_bucket(h: Histogram, q: float) -> tuple[float, float]:
+    """(lower, upper) bound of the bucket holding the q-quantile: the true quantile of the
+    counted observations is above the lower and at most the upper (0 below the first bound,
+    inf above the last finite one); (nan, nan) for an empty histogram."""
+    rank, prev_le = q * _total(h), 0.0
+    for le, count in h:
+        if count >= rank and count > 0:
+            return prev_le, le
+        prev_le = le
+    return math.nan, math.nan
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A latency quantile read from request-duration buckets, in ms: `estimate`
+    (interpolated) and the bucket that holds the true one, `low` < true ≤ `high`."""
+
+    estimate: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, h: Histogram, q: float) -> Latency:
+        """From buckets in seconds."""
+        def ms(seconds: float) -> float:  # 0.06095 s is 60.95 ms, not 60.949999999999996
+            return float(f"{seconds * 1000:.12g}")
+
+        low, high = quantile_bucket(h, q)
+        return cls(ms(quantile(h, q)), ms(low), ms(high))
+
+    @property
+    def decided(self) -> float:
+        """What a gate compares with its limit: the upper end (the lower when unbounded)."""
+        return self.high if math.isfinite(self.high) else self.low
+
+    def numbers(self, name: str) -> dict[str, float | None]:
+        """`name`_ms (the estimate), `name`_low_ms, `name`_high_ms (None when unbounded,
+        which JSON cannot say)."""
+        return {f"{name}_ms": self.estimate, f"{name}_low_ms": self.low,
+                f"{name}_high_ms": self.high if math.isfinite(self.high) else None}
+
+    def text(self) -> str:
+        """e.g. '297.2–328.1 ms (≈306)', '≤ 3.125 ms (≈3.125)', '> 30000 ms'."""
+        if math.isinf(self.high):
+            return f"> {_ms(self.low)} ms"
+        span = f"≤ {_ms(self.high)}" if self.low <= 0 else f"{_ms(self.low)}–{_ms(self.high)}"
+        return f"{span} ms (≈{_ms(self.estimate)})"
+
+
+def _ms(x: float) -> str:
+    """4 significant digits, as the bucket bounds have (297.2, 1077, 3.125)."""
+    return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.4g}"
 
 
 def psi(expected: Histogram, actual: Histogram) -> tuple[float, int]:

@@ -149,11 +149,13 @@ def register(subparsers: Any) -> None:
     checks.add_argument("--min-success-rate", type=float, default=0.99,
                         help="non-5xx share the new version must keep (default 0.99)")
     checks.add_argument("--max-p95-ms", type=float, default=analysis.LATENCY_FLOOR_MS,
-                        help="p95 limit, applied with --max-latency-ratio (default "
+                        help="p95 limit, applied with --max-latency-ratio; the p95 is known "
+                        "to a histogram bucket (< 10.5 %% wide) and judged on its upper end, "
+                        "so one over the limit never passes (default "
                         f"{analysis.LATENCY_FLOOR_MS:g})")
     checks.add_argument("--max-latency-ratio", type=float, default=2.0,
                         help="fail when p95 exceeds both --max-p95-ms and this × the live "
-                        "version's p95 (default 2)")
+                        "version's p95 (the lower end of its bucket) (default 2)")
     checks.add_argument("--max-prediction-shift", type=float, default=None,
                         help="regressors: largest move of the median prediction, in the "
                         "target's units (default: twice the live model's hold-out RMSE)")
