@@ -170,6 +170,27 @@ def sample_row(metadata: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def build_and_import(tag: str) -> tuple[str, dict[str, Any]]:
+    """Build a model's serving image offline (hack/image), archive it and import it into the
+    cluster's containerd; its reference and the seconds each step took. The model comes from
+    the test store ($BENTOML_HOME, set by tests/conftest.py)."""
+    name = tag.replace(":", "-")
+    t0 = time.monotonic()
+    run(["bash", "hack/image/build.sh", tag], timeout=900, env=dict(os.environ))
+    t1 = time.monotonic()
+    run(["bash", "hack/image/archive.sh", tag], timeout=600, env=dict(os.environ))
+    t2 = time.monotonic()
+    archive = REPO / "build" / f"skserve-{name}.oci.tar"
+    assert archive.exists(), f"archive.sh wrote no {archive}"
+    run([ctr_bin(), "images", "import", str(archive)], timeout=600)
+    t3 = time.monotonic()
+    ref = f"localhost/skserve:{name}"
+    listed = run([ctr_bin(), "images", "ls", "-q"], timeout=60).stdout.split()
+    assert any(x in (ref, f"docker.io/{ref}") for x in listed), (ref, listed)
+    return ref, {"build_s": round(t1 - t0, 1), "archive_s": round(t2 - t1, 1),
+                 "import_s": round(t3 - t2, 1), "archive_mb": round(archive.stat().st_size / 2**20)}
+
+
 def diagnostics(namespace: str) -> str:
     """What to look at when something in the namespace did not come up."""
     parts = []

@@ -102,25 +102,10 @@ def images(cluster: None, models: dict[str, Any], timings: dict[str, Any]) -> li
     """Build both images offline (the second reuses the first's layers), archive them and
     import them into the cluster's containerd."""
     refs = []
-    env = dict(os.environ)  # BENTOML_HOME: the test store
     for tag in models["tags"]:
-        name = tag.replace(":", "-")
-        t0 = time.monotonic()
-        h.run(["bash", "hack/image/build.sh", tag], timeout=900, env=env)
-        t1 = time.monotonic()
-        h.run(["bash", "hack/image/archive.sh", tag], timeout=600, env=env)
-        t2 = time.monotonic()
-        archive = h.REPO / "build" / f"skserve-{name}.oci.tar"
-        assert archive.exists(), f"archive.sh wrote no {archive}"
-        h.run([h.ctr_bin(), "images", "import", str(archive)], timeout=600)
-        t3 = time.monotonic()
-        ref = f"localhost/skserve:{name}"
-        listed = h.run([h.ctr_bin(), "images", "ls", "-q"], timeout=60).stdout.split()
-        assert any(x in (ref, f"docker.io/{ref}") for x in listed), (ref, listed)
-        timings[f"image_{name}"] = {"build_s": round(t1 - t0, 1), "archive_s": round(t2 - t1, 1),
-                                    "import_s": round(t3 - t2, 1),
-                                    "archive_mb": round(archive.stat().st_size / 2**20)}
-        h.log(f"image {ref}: {timings[f'image_{name}']}")
+        ref, took = h.build_and_import(tag)
+        timings[f"image_{tag.replace(':', '-')}"] = took
+        h.log(f"image {ref}: {took}")
         refs.append(ref)
     return refs
 
