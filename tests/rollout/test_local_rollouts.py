@@ -377,20 +377,20 @@ def test_a_second_controller_is_refused_and_abort_rolls_back_with_exit_4(stack, 
 
 
 def live_version(stack) -> str:
-    """The version taking the traffic now."""
-    weights = (status(stack).get("state") or {}).get("weights") or {}
-    slots = json.loads((stack["root"] / "stack.json").read_text())["slots"]
-    return slots[max(weights, key=weights.get) if weights else next(iter(slots))]["model"]
+    """The version taking the traffic now, as the router's answer says (stack.json keeps
+    the slots as first deployed, not what earlier tests rolled out)."""
+    return httpx.get(f"{stack['url']}/metadata", timeout=30).json()["model"]
 
 
-@pytest.mark.parametrize("limit_ms,passes", [(250, False), (350, True)])
+@pytest.mark.parametrize("limit_ms,passes", [(250, False), (450, True)])
 def test_a_limit_between_the_old_bucket_bounds_is_judged_on_the_bucket_of_the_p95(
         stack, limit_ms, passes):
     """The live model behind a step that waits 255-270 ms per call (tests/badmodels.py),
     so it answers in about 260-300 ms; one user at a time, so calls never queue. BentoML's
     default buckets put its p95 somewhere in 250-500 ms, either side of both limits. Now the
     verdict names the bucket that holds it (2**(1/7) wide): a 250 ms limit rolls it back,
-    350 ms promotes it, and status and the events show that bucket."""
+    450 ms promotes it (a loaded machine was seen to push its p95 to 330-360 ms), and status
+    and the events show that bucket."""
     from tests import badmodels
 
     live = live_version(stack)
