@@ -170,6 +170,16 @@ def sample_row(metadata: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def wait_deployment_ready(namespace: str, name: str, timeout: float = 300) -> None:
+    """Until every replica of the Deployment is ready; on timeout, log the namespace's
+    diagnostics before raising."""
+    try:
+        wait_for(f"{name} Ready", lambda: rollout_done(namespace, name), timeout=timeout)
+    except TimeoutError:
+        log(diagnostics(namespace))
+        raise
+
+
 def build_and_import(tag: str) -> tuple[str, dict[str, Any]]:
     """Build a model's serving image offline (hack/image), archive it and import it into the
     cluster's containerd; its reference and the seconds each step took. The model comes from

@@ -47,12 +47,7 @@ def release(model: str) -> Iterator[dict[str, Any]]:
                "--set", "slotDefaults.resources.requests.memory=256Mi",
                "--set", "slotDefaults.autoscaling.minReplicas=1",
                "--set", "batch.enabled=false", timeout=120)
-        try:
-            h.wait_for(f"{DEPLOYMENT} Ready", lambda: h.rollout_done(ns, DEPLOYMENT),
-                       timeout=300)
-        except TimeoutError:
-            h.log(h.diagnostics(ns))
-            raise
+        h.wait_deployment_ready(ns, DEPLOYMENT)
         ip = h.kjson("-n", ns, "get", "service", RELEASE)["spec"]["clusterIP"]
         yield {"ns": ns, "url": f"http://{ip}:80"}
     finally:

@@ -134,12 +134,7 @@ def release(images: list[str], timings: dict[str, Any]) -> Iterator[dict[str, An
         h.helm("install", RELEASE, str(CHART), "-n", ns, "-f", str(VALUES),
                "--set", f"batch.persistence.storageClassName={storage_class}", timeout=120)
         t1 = time.monotonic()
-        try:
-            h.wait_for(f"{DEPLOYMENT} Ready", lambda: h.rollout_done(ns, DEPLOYMENT),
-                       timeout=300)
-        except TimeoutError:
-            h.log(h.diagnostics(ns))
-            raise
+        h.wait_deployment_ready(ns, DEPLOYMENT)
         t2 = time.monotonic()
         pvc = h.kjson("-n", ns, "get", "pvc", f"{RELEASE}-batch-data")
         assert pvc["status"].get("phase") == "Bound", pvc["status"]
