@@ -283,8 +283,11 @@ def test_a_good_version_is_promoted_through_a_killed_controller_and_a_helm_upgra
     t0 = time.time()
     # 45 s steps: the helm upgrade, the follower's start and the kill below must all happen
     # while the rollout runs, on a loaded machine too (with 25 s one run saw it end first)
+    # a ratio of 3: this test is about the controller, not latency (the slow version's test
+    # is); with 1.5 a CI run failed this good version at p95 74-82 ms against the live's
+    # 37-41 ms, new pods on a loaded node
     out = start(d, "--to", versions["good"], "--steps", f"{FIRST_STEP[d['router']]},100",
-                "--pause", "45s")
+                "--pause", "45s", "--max-latency-ratio", "3")
     assert out.returncode == 0, out.stderr
     wait_phase(d, ("Progressing",), step_started=True, timeout=300)
     # helm upgrade mid-step, changing nothing the rollout owns: nothing it set moves
